@@ -1,0 +1,88 @@
+/*
+ * config.h - the one JSON configuration file: daemon settings and the initial node
+ * tree (DESIGN.md, "Configuration"; every key is explained in docs/config.md).
+ *
+ * config_parse() does no I/O (it is fuzzed); config_load() reads a file and calls
+ * it. Validation is table-driven. Every error names the file, the JSON path, the bad
+ * value and what is allowed:
+ *   "edgepoint.json: nodes[2].points.address: 70000 is not in 0..65535"
+ * A JSON syntax error names line and column; an unknown key is an error with a
+ * did-you-mean hint.
+ */
+#ifndef EDGEPOINT_CONFIG_H
+#define EDGEPOINT_CONFIG_H
+
+#include "edgepoint/core.h"
+#include "edgepoint/point.h"
+
+struct store;
+
+struct config_node {
+	char id[EP_TOKEN_MAX + 1];
+	char type[EP_TOKEN_MAX + 1];
+	struct ep_points points; /* time = 0 here; config_apply() stamps the file time */
+	struct config_node *children;
+	size_t nchildren;
+};
+
+struct config {
+	char *path;       /* as given; "(embedded default)" for the built-in config */
+	int64_t mtime;    /* file modification time, ns; the merge time of its points */
+	char device_id[EP_TOKEN_MAX + 1]; /* "" = derive (config_device_id()) */
+	char *data_dir;
+	int log_level;
+	int64_t max_clock_skew; /* ns */
+	struct {
+		char **listen; /* "host:port" */
+		size_t nlisten;
+		int64_t max_payload;
+		int64_t max_control_line;
+		int64_t max_connections;
+		int64_t max_pending;
+		int64_t ping_interval; /* ns */
+		int64_t max_pings_out;
+		int64_t auth_timeout; /* ns */
+	} bus;
+	struct {
+		char *listen; /* "" = no web UI */
+	} http;
+	struct {
+		bool sync_full;       /* PRAGMA synchronous=FULL instead of NORMAL */
+		int64_t batch_window; /* ns to wait for more writes before a commit */
+	} store;
+	struct config_node *nodes; /* children of the device node */
+	size_t nnodes;
+};
+
+/* The built-in default, used when serve runs without -c. */
+extern const char config_default_json[];
+
+/*
+ * Parses and validates text (len bytes; no NUL needed). name is the file name used
+ * in messages, mtime the file time. On success *out owns everything (config_free());
+ * on failure *out is left empty and eb says why. Returns 0 or EP_ECONFIG.
+ */
+int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
+		 struct config *out, struct ep_errbuf *eb);
+/* Reads path and parses it. EP_EIO (with eb naming the file and errno) or as above. */
+int config_load(const char *path, struct config *out, struct ep_errbuf *eb);
+/* The embedded default, with data_dir from $EDGEPOINT_DATA or ./edgepoint-data. */
+int config_load_default(struct config *out, struct ep_errbuf *eb);
+void config_free(struct config *c);
+
+/*
+ * A stable device id for a config without one: "ep-" and 12 hex digits of a SHA-256
+ * of /etc/machine-id (not the id itself), or, without a machine id, a random id kept
+ * in data_dir/device-id. out must hold EP_TOKEN_MAX + 1 bytes.
+ */
+int config_device_id(const char *data_dir, char *out);
+
+/*
+ * Merges the device node and the file's node tree into the store, every point and
+ * edge point with time = c->mtime and origin "config", so a later edit of the file
+ * wins over older runtime changes and a later runtime change wins over the file.
+ * Blocks until committed (start-up and reload only).
+ */
+int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb);
+
+#endif

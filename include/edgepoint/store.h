@@ -1,0 +1,106 @@
+/*
+ * store.h - node and point state in SQLite (DESIGN.md, "Storage").
+ *
+ * WAL mode, synchronous=NORMAL (or FULL), numbered migrations recorded in the
+ * `migrations` table. Writes are queued from the loop thread and committed by one
+ * worker thread that coalesces everything arriving within the batch window into one
+ * transaction; a write's callback runs on the loop thread only after its commit, so
+ * "acknowledged" means "durable". Reads use a second connection on the caller's
+ * thread; under WAL they never wait for the writer.
+ *
+ * Merge rule: last write wins by point time, then by origin (ep_point_wins()).
+ * The tree: a node exists once an edge to a parent carries a nodeType edge point;
+ * tombstone 1 on the edge deletes it, 0 restores it. A move is a new edge plus a
+ * tombstone on the old one; an edge that would make the node its own ancestor is
+ * refused with EP_ECYCLE.
+ */
+#ifndef EDGEPOINT_STORE_H
+#define EDGEPOINT_STORE_H
+
+#include <uv.h>
+
+#include "edgepoint/core.h"
+#include "edgepoint/point.h"
+
+struct store;
+
+struct store_opts {
+	bool sync_full;       /* synchronous=FULL */
+	int64_t batch_window; /* ns; 0 = commit as soon as the worker is free */
+	size_t max_batch;     /* points per transaction at most; 0 = 10000 */
+	bool outbox;          /* record accepted changes in the outbox */
+	int64_t outbox_max_rows; /* 0 = unbounded; past it the oldest rows are dropped */
+};
+
+struct store_node {
+	char id[EP_TOKEN_MAX + 1];
+	char type[EP_TOKEN_MAX + 1];
+	char parent[EP_TOKEN_MAX + 1];
+	bool tombstone;
+};
+
+struct store_stats {
+	uint64_t commits;
+	uint64_t points_written; /* points that won the merge */
+	uint64_t points_ignored; /* older than what was stored */
+	uint64_t write_errors;
+	uint64_t outbox_dropped;
+};
+
+/*
+ * Called on the loop thread after the write's transaction committed (status >= 0,
+ * the number of points that won the merge) or failed (negative EP_E* code:
+ * EP_ENOENT unknown node, EP_EINVAL nodeType missing on a new edge, EP_ECYCLE,
+ * EP_ESTORE).
+ */
+typedef void (*store_write_cb)(void *arg, int status);
+
+/* Opens (creating) the database at path and runs pending migrations. loop is where
+ * write callbacks run. opts may be NULL for defaults. */
+int store_open(uv_loop_t *loop, const char *path, const struct store_opts *opts,
+	       struct store **out, struct ep_errbuf *eb);
+/* Commits everything queued, runs the remaining callbacks, stops the worker and
+ * closes the database. NULL is ignored. */
+void store_close(struct store *st);
+
+/* Queues points for node (copied). cb may be NULL. Returns 0 or EP_ECLOSED. */
+int store_write_points(struct store *st, const char *node, const struct ep_point *p,
+		       size_t n, store_write_cb cb, void *arg);
+/* Queues edge points for the edge parent->node (copied). */
+int store_write_edge(struct store *st, const char *node, const char *parent,
+		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
+/* Blocks until everything queued before the call is committed and its callbacks
+ * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
+int store_flush(struct store *st);
+
+/* Reads. EP_ENOENT when the node (or point) does not exist. */
+int store_node_get(struct store *st, const char *id, struct store_node *out);
+/* Children of parent; type NULL = any; include_deleted adds tombstoned edges.
+ * *out is an ep_malloc'd array the caller frees with ep_free(). */
+int store_children(struct store *st, const char *parent, const char *type,
+		   bool include_deleted, struct store_node **out, size_t *n);
+int store_points_get(struct store *st, const char *node, struct ep_points *out);
+int store_point_get(struct store *st, const char *node, const char *type, const char *key,
+		    struct ep_point *out);
+int store_edge_points_get(struct store *st, const char *node, const char *parent,
+			  struct ep_points *out);
+void store_stats_get(struct store *st, struct store_stats *out);
+/* Bytes used by the database files (main + WAL). */
+int64_t store_size(struct store *st);
+
+/* Outbox (for the uplink): rows in id order. */
+struct store_outbox_row {
+	int64_t id;
+	char node[EP_TOKEN_MAX + 1];
+	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
+	bool edge;
+	struct ep_point point;
+};
+/* Up to max rows with id > after_id; free each row's point with ep_point_clear(). */
+int store_outbox_read(struct store *st, int64_t after_id, size_t max,
+		      struct store_outbox_row *rows, size_t *n);
+/* Deletes rows with id <= upto_id (after the uplink's ack). Synchronous. */
+int store_outbox_ack(struct store *st, int64_t upto_id);
+int store_outbox_count(struct store *st, int64_t *rows);
+
+#endif
