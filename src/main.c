@@ -3,6 +3,7 @@
  * it holds no logic of its own. Exit codes: 0 ok, 1 runtime failure, 2 usage error,
  * 3 configuration error.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,10 +49,13 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *cmd, const char *fmt, ...)
 {
 	fprintf(stderr, "edgepoint %s: ", cmd);
-	fprintf(stderr, fmt, arg);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'edgepoint help %s'.\n", cmd);
 	return EP_EXIT_USAGE;
 }

@@ -12,7 +12,14 @@
  * The tree: a node exists once an edge to a parent carries a nodeType edge point;
  * tombstone 1 on the edge deletes it, 0 restores it. A move is a new edge plus a
  * tombstone on the old one; an edge that would make the node its own ancestor is
- * refused with EP_ECYCLE.
+ * refused with EP_ECYCLE. The edge is deleted while its latest "tombstone" edge
+ * point has a non-zero value (or, without a value, its tombstone flag set); a node
+ * with several live parents (a mirror) is allowed.
+ *
+ * Threads: store_open(), the writes, store_flush() and store_close() are called on
+ * the loop thread; the reads may be called on any thread (one at a time inside).
+ * The store's uv_async handle keeps the loop alive only while a write's callback is
+ * pending, so uv_run(loop, UV_RUN_DEFAULT) returns once every write is answered.
  */
 #ifndef EDGEPOINT_STORE_H
 #define EDGEPOINT_STORE_H
@@ -43,8 +50,8 @@ struct store_stats {
 	uint64_t commits;
 	uint64_t points_written; /* points that won the merge */
 	uint64_t points_ignored; /* older than what was stored */
-	uint64_t write_errors;
-	uint64_t outbox_dropped;
+	uint64_t write_errors;   /* write requests that failed */
+	uint64_t outbox_dropped; /* since the database was created (kept in meta) */
 };
 
 /*
@@ -56,36 +63,48 @@ struct store_stats {
 typedef void (*store_write_cb)(void *arg, int status);
 
 /* Opens (creating) the database at path and runs pending migrations. loop is where
- * write callbacks run. opts may be NULL for defaults. */
+ * write callbacks run. opts may be NULL: all fields zero. path must name a file
+ * (not ":memory:"). EP_EINVAL or EP_ESTORE with eb saying why. */
 int store_open(uv_loop_t *loop, const char *path, const struct store_opts *opts,
 	       struct store **out, struct ep_errbuf *eb);
 /* Commits everything queued, runs the remaining callbacks, stops the worker and
- * closes the database. NULL is ignored. */
+ * closes the database. NULL is ignored. Writes from those callbacks get EP_ECLOSED.
+ * Not from a write callback. The async handle is freed by its close callback: run
+ * the loop once more (uv_run(loop, UV_RUN_DEFAULT) or NOWAIT) before
+ * uv_loop_close(). */
 void store_close(struct store *st);
 
-/* Queues points for node (copied). cb may be NULL. Returns 0 or EP_ECLOSED. */
+/* Queues points for node (copied). cb may be NULL. Returns 0, EP_ECLOSED (st NULL
+ * or closing) or EP_EINVAL (node, or a point's type or key, not a token); on error
+ * cb is not called. */
 int store_write_points(struct store *st, const char *node, const struct ep_point *p,
 		       size_t n, store_write_cb cb, void *arg);
-/* Queues edge points for the edge parent->node (copied). */
+/* Queues edge points for the edge parent->node (copied). Same returns. */
 int store_write_edge(struct store *st, const char *node, const char *parent,
 		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
 /* Blocks until everything queued before the call is committed and its callbacks
  * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
 int store_flush(struct store *st);
 
-/* Reads. EP_ENOENT when the node (or point) does not exist. */
+/* Reads. EP_ENOENT when the node (or point, or edge) does not exist; EP_EINVAL for
+ * a NULL st or a malformed id. store_node_get() gives the node's live edge (the
+ * lowest parent id among several), else a deleted one with tombstone set. */
 int store_node_get(struct store *st, const char *id, struct store_node *out);
-/* Children of parent; type NULL = any; include_deleted adds tombstoned edges.
- * *out is an ep_malloc'd array the caller frees with ep_free(). */
+/* Children of parent ("root" for the top), ordered by id; type NULL = any;
+ * include_deleted adds tombstoned edges. *out is an ep_malloc'd array the caller
+ * frees with ep_free() (NULL when *n is 0). EP_ENOENT for an unknown parent. */
 int store_children(struct store *st, const char *parent, const char *type,
 		   bool include_deleted, struct store_node **out, size_t *n);
+/* store_points_get() and store_edge_points_get() append to out (initialised by the
+ * caller), ordered by type and key. store_point_get() fills out, which the caller
+ * clears with ep_point_clear(); key NULL means "0". */
 int store_points_get(struct store *st, const char *node, struct ep_points *out);
 int store_point_get(struct store *st, const char *node, const char *type, const char *key,
 		    struct ep_point *out);
 int store_edge_points_get(struct store *st, const char *node, const char *parent,
 			  struct ep_points *out);
 void store_stats_get(struct store *st, struct store_stats *out);
-/* Bytes used by the database files (main + WAL). */
+/* Bytes used by the database files (main + WAL); negative EP_E* on error. */
 int64_t store_size(struct store *st);
 
 /* Outbox (for the uplink): rows in id order. */
@@ -99,7 +118,8 @@ struct store_outbox_row {
 /* Up to max rows with id > after_id; free each row's point with ep_point_clear(). */
 int store_outbox_read(struct store *st, int64_t after_id, size_t max,
 		      struct store_outbox_row *rows, size_t *n);
-/* Deletes rows with id <= upto_id (after the uplink's ack). Synchronous. */
+/* Deletes rows with id <= upto_id (after the uplink's ack). Synchronous: it may
+ * wait for the worker's transaction to end (busy timeout 5 s). */
 int store_outbox_ack(struct store *st, int64_t upto_id);
 int store_outbox_count(struct store *st, int64_t *rows);
 

@@ -95,7 +95,7 @@ class Daemon:
         wait_for(ready, what="the ready line")
         wait_for(lambda: port_open(self.port), what="the bus port")
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

@@ -42,7 +42,7 @@ def test_sd_notify_ready_after_bind_and_watchdog(tmp_path):
     while watchdogs < 3:
         if "WATCHDOG=1" in s.recv(4096).decode().split("\n"):
             watchdogs += 1
-    d.signal(signal.SIGTERM)
+    d.send_signal(signal.SIGTERM)
     while True:
         m = s.recv(4096).decode()
         if "STOPPING=1" in m.split("\n"):
@@ -85,7 +85,7 @@ def test_sighup_reload_rejects_invalid_file_and_keeps_running(tmp_path):
     d = Daemon(tmp_path, config={"nodes": [{"id": "v1", "type": "variable"}]}).start()
     good = d.config_path.read_text()
     d.write_config('{"device_id": "gw-test", "bus": {"max_payload": -5}}')
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in d.output(), what="the reload error")
     assert "bus.max_payload: -5 is not in" in d.output()
     c = d.client()
@@ -95,7 +95,7 @@ def test_sighup_reload_rejects_invalid_file_and_keeps_running(tmp_path):
     cfg = json.loads(good)
     cfg["nodes"].append({"id": "v2", "type": "variable", "points": {"setpoint": 42}})
     d.write_config(json.dumps(cfg), mtime=time.time())
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in d.output(), what="the reload")
     assert c.request("p.v2", json.dumps([{"type": "b", "value": 2}])) == {"ok": True}
     db = sqlite3.connect(str(d.db_path()))

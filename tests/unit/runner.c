@@ -3,7 +3,9 @@
  * and a closing "N passed, N failed" line. Usage: ep_unit [--no-fork] [FILTER...]
  * where a FILTER is a substring of the test name or of its file name.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>

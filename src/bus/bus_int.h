@@ -1,0 +1,302 @@
+/*
+ * bus_int.h - the bus module's internals, shared by the files of src/bus and the
+ * unit tests: the server, connection and subscription structs, the subject trie,
+ * the transport vtable that TLS plugs into, and the hook that authentication plugs
+ * into.
+ *
+ * Ownership and lifetimes:
+ *  - struct bus owns its listeners, connections, the trie and in-process subs; it is
+ *    freed in the close callback of its last handle after bus_stop().
+ *  - struct bus_conn is freed in the close callback of its last handle, never before,
+ *    so a connection closed while a message is being routed stays readable.
+ *  - struct bus_sub is unlinked from the trie at once when it ends, but its memory is
+ *    freed only when no routing is in progress (struct bus route_depth == 0), because
+ *    a result being delivered may still point at it; "closed" tells deliveries to skip.
+ */
+#ifndef EDGEPOINT_BUS_INT_H
+#define EDGEPOINT_BUS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgepoint/bus.h"
+
+#define bus_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* map.c: an intrusive hash table keyed by counted strings. */
+struct bus_hnode {
+	struct bus_hnode *next;
+	const char *key; /* owned by the struct that embeds the node */
+	size_t klen;
+	uint64_t hash;
+};
+struct bus_htab {
+	struct bus_hnode **b;
+	size_t nb, n;
+};
+uint64_t bus_hash(const char *s, size_t n);
+void bus_htab_init(struct bus_htab *t);
+void bus_htab_free(struct bus_htab *t); /* the buckets; entries belong to their owners */
+struct bus_hnode *bus_htab_get(const struct bus_htab *t, const char *key, size_t klen,
+			       uint64_t hash);
+/* key, klen and hash must be set; the key must not be present yet. */
+void bus_htab_add(struct bus_htab *t, struct bus_hnode *e);
+void bus_htab_del(struct bus_htab *t, struct bus_hnode *e);
+
+/* sublist.c: the subject trie with '*' and '>' and a cache of match results. */
+struct sl_node;
+struct sl_level;
+
+struct bus_sub {
+	const char *subject; /* these three point into the same allocation */
+	const char *queue;   /* NULL: not in a queue group */
+	const char *sid;     /* socket subscriptions only */
+	size_t subject_len, queue_len, sid_len;
+	struct bus_conn *conn; /* NULL: in-process */
+	bus_msg_cb cb;         /* in-process */
+	void *arg;
+	uint64_t max;       /* auto-unsubscribe after this many messages; 0 = never */
+	uint64_t delivered;
+	bool closed;
+	struct bus_hnode sidh;     /* in conn->sids */
+	struct sl_node *node;      /* trie node holding it */
+	size_t idx;                /* its slot in that node */
+	struct bus_sub *next, *prev; /* in-process list; graveyard link */
+};
+
+/* A match result: plain subscribers, then one array per queue group. */
+struct sl_rqueue {
+	size_t n;
+	struct bus_sub **subs;
+};
+struct sl_result {
+	unsigned refs;
+	size_t np, nq;
+	struct bus_sub **p;
+	struct sl_rqueue *q;
+};
+
+struct sl {
+	struct sl_level *root;
+	struct bus_htab cache; /* subject -> struct sl_result */
+	size_t cache_cursor;
+	uint64_t count;        /* subscriptions */
+	uint64_t cache_hits, cache_misses;
+	/* Scratch space for building results and tokenising, reused between calls. */
+	struct bus_sub **sp;
+	size_t spn, spcap;
+	struct bus_sub **sq;
+	size_t sqn, sqcap;
+	struct sl_gspan *gs; /* queue groups found, as runs of sq */
+	size_t gsn, gscap;
+	struct sl_tok *tok;
+	size_t tokcap;
+};
+
+#define SL_CACHE_MAX 1024
+
+void sl_init(struct sl *s);
+void sl_destroy(struct sl *s); /* subscriptions are not freed */
+/* Returns 0, or EP_EINVAL for an invalid subject (nothing changes then). */
+int sl_insert(struct sl *s, struct bus_sub *sub);
+void sl_remove(struct sl *s, struct bus_sub *sub);
+/* The subscribers of a literal subject; the caller holds a reference (sl_result_put). */
+struct sl_result *sl_match(struct sl *s, const char *subject, size_t len);
+void sl_result_put(struct sl_result *r);
+/* True if the subscription pattern matches the literal subject. */
+bool sl_subject_matches(const char *pattern, size_t plen, const char *subj, size_t slen);
+/* nats-server's sublist rule: no empty token, nothing after '>'. */
+bool sl_pattern_ok(const char *s, size_t n);
+
+/*
+ * The transport under a connection. Plain TCP is built in (conn.c); TLS will wrap the
+ * same socket and carry plaintext in and out through the same calls.
+ */
+struct bus_conn;
+struct bus_transport {
+	const char *name;
+	/* Starts reading; the transport calls bus_conn_on_read() with plaintext. */
+	int (*start)(struct bus_conn *c);
+	void (*read_stop)(struct bus_conn *c);
+	/* Writes what it can now without blocking: bytes taken, or a negative code. */
+	int (*try_write)(struct bus_conn *c, const char *p, size_t n);
+	/* Writes p[0..n) in the background and calls bus_conn_on_written() when done;
+	 * p stays valid until then. */
+	int (*write)(struct bus_conn *c, const char *p, size_t n);
+	/* Closes every handle; each close callback calls bus_conn_on_handle_closed(). */
+	void (*close)(struct bus_conn *c);
+};
+
+/*
+ * Authentication, plugged in later (token, users). When set, INFO says
+ * auth_required, CONNECT must come first and within auth_timeout, and check()
+ * decides; a false answer gets -ERR 'Authorization Violation' and a close.
+ */
+struct cJSON;
+struct bus_auth {
+	bool (*check)(void *arg, struct bus_conn *c, const struct cJSON *connect);
+	void *arg;
+};
+void bus_set_auth(struct bus *b, const struct bus_auth *a);
+
+struct bus_listener {
+	struct bus *bus;
+	uv_tcp_t tcp;
+	char *addr;  /* as configured */
+	char host[64];
+	int port;
+	bool open;
+};
+
+enum bus_close_reason {
+	BUS_CLOSE_CLIENT,   /* EOF from the client */
+	BUS_CLOSE_READ_ERR,
+	BUS_CLOSE_WRITE_ERR,
+	BUS_CLOSE_PROTOCOL,
+	BUS_CLOSE_SLOW,
+	BUS_CLOSE_STALE,
+	BUS_CLOSE_AUTH,
+	BUS_CLOSE_MAX_CONN,
+	BUS_CLOSE_SERVER, /* bus_stop */
+};
+
+struct bus_conn {
+	struct bus *bus;
+	uint64_t cid;
+	const struct bus_listener *listener;
+	const struct bus_transport *tp;
+	void *tp_data; /* the transport's own state (TLS) */
+	uv_tcp_t tcp;
+	uv_timer_t timer; /* pings, auth timeout, close deadline (ping.c) */
+	int handles;      /* open handles; freed when it drops to 0 */
+	char ip[48];
+
+	struct bus_parser *parser;
+	struct bus_htab sids; /* sid -> struct bus_sub */
+
+	/* CONNECT options; the defaults are nats-server's. */
+	bool connected, verbose, pedantic, echo, headers, no_responders;
+
+	/* Output: obuf collects, wbuf is being written by the transport. */
+	char *obuf;
+	size_t olen, ocap;
+	char *wbuf;
+	size_t woff, wlen, wcap; /* wbuf[woff..wlen) is in flight */
+	bool writing;
+	uint64_t pending; /* olen + bytes of wbuf not yet written */
+	uv_write_t wreq;
+
+	/* Timers (ms of uv_now): 0 = not armed. */
+	uint64_t next_ping, auth_deadline, close_deadline;
+	uint64_t last_activity;
+	int pings_out;
+
+	bool reading;
+	bool closing;       /* close started: no more reads, no more deliveries */
+	bool close_pending; /* waiting for the last output to drain */
+	bool handles_closing;
+	bool in_flush_list;
+	bool dying;                     /* in bus->dying rather than bus->conns */
+	struct bus_conn *next, *prev;   /* bus->conns or bus->dying */
+	struct bus_conn *fnext, *fprev; /* bus->flush list */
+};
+
+struct bus_req;
+
+struct bus {
+	uv_loop_t *loop;
+	struct bus_opts o; /* with defaults filled in; strings not kept */
+	char server_id[57];
+	char *server_name;
+	struct bus_listener *ls;
+	size_t nls;
+	uv_prepare_t flusher; /* flushes output before the loop blocks */
+	int handles;          /* listeners + flusher, while stopping */
+	bool stopping;
+
+	struct sl sl;
+	struct bus_conn *conns; /* open connections */
+	struct bus_conn *dying; /* closing, still flushing their last output */
+	struct bus_conn *flush_head;
+	uint64_t nconns;
+	uint64_t next_cid;
+	struct bus_auth auth;
+
+	struct bus_sub *inproc;    /* in-process subscriptions */
+	struct bus_sub *graveyard; /* ended subs waiting for route_depth == 0 */
+	int route_depth;
+	uint64_t rng;
+
+	/* In-process requests (inproc.c). */
+	struct bus_sub *inbox_sub;
+	char inbox[40]; /* "_INBOX.<random>." */
+	uint64_t next_req;
+	struct bus_htab reqs;
+
+	char rbuf[64 * 1024]; /* shared read buffer: reads are handled synchronously */
+	struct bus_stats st;
+};
+
+/* A message on its way through route.c. */
+struct bus_pubmsg {
+	const char *subject;
+	size_t subject_len;
+	const char *reply; /* may be NULL */
+	size_t reply_len;
+	const char *hdr;   /* header block, hdr_len bytes; hdr_len 0 = none */
+	size_t hdr_len;
+	const char *data;
+	size_t len;
+};
+
+/* route.c */
+/* Delivers to every matching subscriber; returns true if anyone got it. */
+bool bus_route(struct bus *b, struct bus_conn *src, const struct bus_pubmsg *m);
+/* The same for in-process publishers, whose subject and reply are NUL-terminated. */
+bool bus_route_cstr(struct bus *b, const struct bus_pubmsg *m);
+/* Ends a subscription: out of the trie now, memory freed when routing is idle. */
+void bus_sub_end(struct bus *b, struct bus_sub *s);
+void bus_sub_reap(struct bus *b);
+uint64_t bus_rand(struct bus *b);
+
+/* conn.c */
+void bus_conn_accept(struct bus_listener *l);
+void bus_conn_on_read(struct bus_conn *c, const char *buf, size_t n);
+void bus_conn_on_eof(struct bus_conn *c, int status);
+void bus_conn_on_written(struct bus_conn *c, int status);
+void bus_conn_on_handle_closed(struct bus_conn *c);
+/*
+ * Output: reserve room for up to max bytes (NULL when the connection is closing),
+ * write them, then commit the bytes written. Past max_pending the commit drops them
+ * and cuts the connection off as a slow consumer. queue() does all three.
+ */
+char *bus_conn_reserve(struct bus_conn *c, size_t max);
+void bus_conn_commit(struct bus_conn *c, size_t n);
+void bus_conn_queue(struct bus_conn *c, const char *p, size_t n);
+void bus_conn_send_err(struct bus_conn *c, const char *text);
+/* Closes; err_text (may be NULL) goes out as -ERR first; flush sends pending output. */
+void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *err_text,
+		    bool flush);
+void bus_conn_flush(struct bus_conn *c);
+/* Closes the handles now, whatever is still unsent (the close deadline). */
+void bus_conn_close_now(struct bus_conn *c);
+void bus_conn_want_flush(struct bus_conn *c);
+extern const struct bus_transport bus_tcp_transport;
+
+/* proto.c: what a connection does with each operation. */
+void bus_conn_dispatch(struct bus_conn *c, const struct bus_op *op);
+
+/* ping.c */
+void bus_ping_start(struct bus_conn *c);
+void bus_ping_connected(struct bus_conn *c);
+void bus_ping_close_deadline(struct bus_conn *c, uint64_t ms);
+void bus_ping_rearm(struct bus_conn *c);
+
+/* inproc.c */
+void bus_inproc_stop(struct bus *b);
+
+/* Formats v in decimal at p; returns the length (at most 20). */
+size_t bus_utoa(char *p, uint64_t v);
+
+#endif

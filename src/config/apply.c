@@ -1,0 +1,179 @@
+/*
+ * apply.c - merges a configuration's node tree into the store (config_apply()).
+ *
+ * The device node hangs under "root"; each configured node gets an edge to its
+ * parent with the edge points nodeType (the type as text) and tombstone 0, then
+ * its points. Everything carries time = the file's modification time and origin
+ * "config", and goes through the store's ordinary last-write-wins merge: a later
+ * edit of the file wins over older runtime changes, a later runtime change wins
+ * over the file, and nodes missing from the file are left alone (a reload never
+ * deletes). Writes are queued in tree order (a parent's edge before its
+ * children's) and awaited with store_flush(); each write's callback records its
+ * status so the first failure can be reported by node.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/internal.h"
+#include "edgepoint/store.h"
+
+#define ORIGIN "config"
+
+struct write_rec {
+	const char *node;
+	const char *parent; /* NULL for a node-points write */
+	bool done;
+	int status;
+};
+
+struct apply {
+	struct store *st;
+	int64_t time;
+	struct write_rec *recs; /* sized up front: callbacks hold pointers into it */
+	size_t n;
+	int queue_err; /* the first error of store_write_*() itself */
+};
+
+static void on_written(void *arg, int status)
+{
+	struct write_rec *r = arg;
+	r->done = true;
+	r->status = status;
+}
+
+static size_t count_nodes(const struct config_node *v, size_t n)
+{
+	size_t total = n;
+	for (size_t i = 0; i < n; i++)
+		total += count_nodes(v[i].children, v[i].nchildren);
+	return total;
+}
+
+static bool has_id(const struct config_node *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].id, id) == 0 || has_id(v[i].children, v[i].nchildren, id))
+			return true;
+	return false;
+}
+
+static struct write_rec *next_rec(struct apply *a, const char *node, const char *parent)
+{
+	struct write_rec *r = &a->recs[a->n++];
+	*r = (struct write_rec){.node = node, .parent = parent};
+	return r;
+}
+
+static void write_edge(struct apply *a, const char *node, const char *parent,
+		       const char *type)
+{
+	struct ep_point ep[2];
+	if (a->queue_err)
+		return;
+	ep_point_init(&ep[0]);
+	ep_point_init(&ep[1]);
+	ep_strlcpy(ep[0].type, "nodeType", sizeof(ep[0].type));
+	ep_point_set_text(&ep[0], type);
+	ep_strlcpy(ep[1].type, "tombstone", sizeof(ep[1].type));
+	ep[1].value = 0;
+	ep[1].has_value = true;
+	for (int i = 0; i < 2; i++) {
+		ep[i].time = a->time;
+		ep_strlcpy(ep[i].origin, ORIGIN, sizeof(ep[i].origin));
+	}
+	struct write_rec *r = next_rec(a, node, parent);
+	int rc = store_write_edge(a->st, node, parent, ep, 2, on_written, r);
+	if (rc < 0) {
+		r->done = true; /* no callback will come */
+		r->status = rc;
+		a->queue_err = rc;
+	}
+	ep_point_clear(&ep[0]);
+	ep_point_clear(&ep[1]);
+}
+
+static void write_points(struct apply *a, const struct config_node *n)
+{
+	if (a->queue_err || n->points.n == 0)
+		return;
+	/* Shallow copies: the store copies what it queues, so the texts are shared. */
+	struct ep_point *p = ep_malloc(n->points.n * sizeof(*p));
+	memcpy(p, n->points.v, n->points.n * sizeof(*p));
+	for (size_t i = 0; i < n->points.n; i++) {
+		p[i].time = a->time;
+		ep_strlcpy(p[i].origin, ORIGIN, sizeof(p[i].origin));
+	}
+	struct write_rec *r = next_rec(a, n->id, NULL);
+	int rc = store_write_points(a->st, n->id, p, n->points.n, on_written, r);
+	if (rc < 0) {
+		r->done = true;
+		r->status = rc;
+		a->queue_err = rc;
+	}
+	ep_free(p);
+}
+
+static void write_tree(struct apply *a, const struct config_node *v, size_t n,
+		       const char *parent)
+{
+	for (size_t i = 0; i < n; i++) {
+		write_edge(a, v[i].id, parent, v[i].type);
+		write_points(a, &v[i]);
+		write_tree(a, v[i].children, v[i].nchildren, v[i].id);
+	}
+}
+
+/* The first write that failed, in queue order, as a message. */
+static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
+{
+	const char *name = c->path ? c->path : "(config)";
+	for (size_t i = 0; i < a->n; i++) {
+		struct write_rec *r = &a->recs[i];
+		int status = r->done ? r->status : EP_ESTORE;
+		if (status >= 0)
+			continue;
+		if (r->parent)
+			ep_errbuf_set(eb, "%s: cannot store node \"%s\" under \"%s\": %s", name,
+				      r->node, r->parent, ep_strerror(status));
+		else
+			ep_errbuf_set(eb, "%s: cannot store the points of node \"%s\": %s",
+				      name, r->node, ep_strerror(status));
+		return status;
+	}
+	return 0;
+}
+
+int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb)
+{
+	char device_id[EP_TOKEN_MAX + 1];
+	const char *name = c->path ? c->path : "(config)";
+	int rc;
+
+	if (c->device_id[0]) {
+		ep_strlcpy(device_id, c->device_id, sizeof(device_id));
+	} else if ((rc = config_device_id(c->data_dir, device_id)) < 0) {
+		ep_errbuf_set(eb, "%s: cannot derive a device id: %s", name, ep_strerror(rc));
+		return rc;
+	}
+
+	if (has_id(c->nodes, c->nnodes, device_id)) {
+		ep_errbuf_set(eb, "%s: node id \"%s\" is the device id; node ids must differ "
+			      "from it", name, device_id);
+		return EP_ECONFIG;
+	}
+
+	struct apply a = {.st = st, .time = c->mtime};
+	size_t total = count_nodes(c->nodes, c->nnodes);
+	a.recs = ep_calloc(2 * total + 1, sizeof(*a.recs));
+	write_edge(&a, device_id, "root", "device");
+	write_tree(&a, c->nodes, c->nnodes, device_id);
+	/* Even after a queueing error: callbacks still point into a.recs. */
+	int frc = store_flush(st);
+
+	if ((rc = report(c, &a, eb)) == 0 && frc < 0) {
+		ep_errbuf_set(eb, "%s: cannot commit the node tree: %s", name, ep_strerror(frc));
+		rc = frc;
+	}
+	ep_free(a.recs);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,240 @@
+/*
+ * parse.c - JSON text to struct config: syntax errors with line and column, then
+ * the settings (schema.c) and the node tree (nodes.c); and config_load(), the one
+ * function of the module that reads a file, and config_free().
+ *
+ * config_parse() does no I/O, so it can be fuzzed (tests/fuzz/fuzz_config.c). A
+ * file is at most CONFIG_MAX_BYTES; its text is copied once (cJSON wants a NUL) and
+ * parsed by cJSON, whose nesting limit bounds the recursion of the walk.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/internal.h"
+
+#define CONFIG_MAX_BYTES (16 << 20)
+#define NEAR_MAX 20 /* bytes of context quoted in a syntax error */
+
+/* 1-based line and column (in characters, not bytes) of offset pos in text. */
+static void line_col(const char *text, size_t pos, size_t *line, size_t *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < pos; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if ((c & 0xc0) != 0x80) { /* not a UTF-8 continuation byte */
+			(*col)++;
+		}
+	}
+}
+
+static int syntax_error(const char *name, const char *text, size_t len, size_t pos,
+			const char *what, struct ep_errbuf *eb)
+{
+	char near[NEAR_MAX + 1];
+	size_t line, col, n = 0;
+
+	line_col(text, pos, &line, &col);
+	if (what) {
+		ep_errbuf_set(eb, "%s:%zu:%zu: JSON syntax error: %s", name, line, col, what);
+		return EP_ECONFIG;
+	}
+	if (pos >= len) {
+		ep_errbuf_set(eb, "%s:%zu:%zu: JSON syntax error at the end of the file", name,
+			      line, col);
+		return EP_ECONFIG;
+	}
+	for (size_t i = pos; i < len && n < NEAR_MAX; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == '\n' || c == '\r')
+			break;
+		near[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	/* Do not cut a UTF-8 character in two. */
+	if (pos + n < len && ((unsigned char)text[pos + n] & 0xc0) == 0x80)
+		while (n > 0 && ((unsigned char)near[n - 1] & 0xc0) == 0x80)
+			n--;
+	if (n > 0 && ((unsigned char)near[n - 1] & 0xc0) == 0xc0)
+		n--;
+	near[n] = '\0';
+	ep_errbuf_set(eb, "%s:%zu:%zu: JSON syntax error near '%s'", name, line, col, near);
+	return EP_ECONFIG;
+}
+
+static bool space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * cJSON reports where it stopped, which is the offending byte except after an
+ * object key that is not a string: then it is one byte past it ({"a": 1,} stops
+ * after the '}'). Moves pos back onto that byte.
+ */
+static size_t error_pos(const char *text, size_t pos)
+{
+	if (pos == 0 || text[pos - 1] == '"' || space(text[pos - 1]))
+		return pos;
+	size_t i = pos - 1;
+	while (i > 0 && space(text[i - 1]))
+		i--;
+	if (i > 0 && (text[i - 1] == '{' || text[i - 1] == ','))
+		return pos - 1;
+	return pos;
+}
+
+static bool blank(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!space(text[i]))
+			return false;
+	return true;
+}
+
+static int validate(struct config__walk *w, const cJSON *root, struct config *out)
+{
+	if (!cJSON_IsObject(root))
+		return config__err_value(w, root, "is not an object (a configuration file "
+					 "holds one JSON object)");
+	if (config__check_object(w, root, "is not an object") < 0)
+		return EP_ECONFIG;
+	if (config__settings_defaults(w, out) < 0)
+		return EP_ECONFIG;
+	if (config__settings(w, root, out) < 0)
+		return EP_ECONFIG;
+	const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
+	if (nodes && config__nodes(w, nodes, out) < 0)
+		return EP_ECONFIG;
+	return 0;
+}
+
+int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
+		 struct config *out, struct ep_errbuf *eb)
+{
+	struct config__walk w = {.name = name, .eb = eb};
+	const char *end = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	const char *nul = memchr(text, '\0', len);
+	if (nul)
+		return syntax_error(name, text, len, nul - text, "a NUL byte", eb);
+	if (blank(text, len)) {
+		ep_errbuf_set(eb, "%s: the file is empty (it must hold a JSON object)", name);
+		return EP_ECONFIG;
+	}
+	char *buf = ep_strndup(text, len);
+	cJSON *root = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
+	if (root == NULL) {
+		size_t pos = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
+		rc = syntax_error(name, text, len, error_pos(text, pos), NULL, eb);
+		goto out_free_buf;
+	}
+	out->path = ep_strdup(name);
+	out->mtime = mtime;
+	rc = validate(&w, root, out);
+	if (rc < 0)
+		config_free(out);
+	cJSON_Delete(root);
+out_free_buf:
+	ep_free(buf);
+	return rc;
+}
+
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes, so a larger file is noticed. */
+static int read_all(int fd, size_t hint, char **out, size_t *n)
+{
+	size_t cap = hint + 1 < CONFIG_MAX_BYTES + 1 ? hint + 1 : CONFIG_MAX_BYTES + 1;
+	char *buf = ep_malloc(cap);
+	size_t len = 0;
+	for (;;) {
+		if (len == cap) {
+			if (cap > CONFIG_MAX_BYTES)
+				break;
+			cap = cap * 2 < CONFIG_MAX_BYTES + 1 ? cap * 2 : CONFIG_MAX_BYTES + 1;
+			buf = ep_realloc(buf, cap);
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int err = -errno;
+			ep_free(buf);
+			return err;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	*out = buf;
+	*n = len;
+	return 0;
+}
+
+int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
+{
+	struct stat st;
+	char *text;
+	size_t len;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ep_errbuf_set(eb, "%s: cannot open: %s", path, strerror(errno));
+		return EP_EIO;
+	}
+	if (fstat(fd, &st) < 0) {
+		ep_errbuf_set(eb, "%s: cannot stat: %s", path, strerror(errno));
+		rc = EP_EIO;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ep_errbuf_set(eb, "%s: is not a regular file", path);
+		rc = EP_EIO;
+		goto out_close;
+	}
+	text = NULL;
+	len = 0;
+	rc = read_all(fd, (size_t)st.st_size, &text, &len);
+	if (rc < 0) {
+		ep_errbuf_set(eb, "%s: cannot read: %s", path, strerror(-rc));
+		rc = EP_EIO;
+		goto out_close;
+	}
+	if (len > CONFIG_MAX_BYTES) {
+		ep_errbuf_set(eb, "%s: is larger than 16 MiB", path);
+		rc = EP_ECONFIG;
+		goto out_free_text;
+	}
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * EP_NS_PER_SEC + st.st_mtim.tv_nsec;
+	rc = config_parse(path, text, len, mtime, out, eb);
+out_free_text:
+	ep_free(text);
+out_close:
+	close(fd);
+	return rc;
+}
+
+void config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	ep_free(c->path);
+	ep_free(c->data_dir);
+	for (size_t i = 0; i < c->bus.nlisten; i++)
+		ep_free(c->bus.listen[i]);
+	ep_free(c->bus.listen);
+	ep_free(c->http.listen);
+	for (size_t i = 0; i < c->nnodes; i++)
+		config__node_free(&c->nodes[i]);
+	ep_free(c->nodes);
+	memset(c, 0, sizeof(*c));
+}

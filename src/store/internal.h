@@ -1,0 +1,161 @@
+/*
+ * internal.h - what the store's files share: the store itself, a queued write
+ * request, and the prepared statements of the two connections.
+ *
+ * Threads: the writer connection (wdb, ws[]) belongs to the worker thread once it
+ * runs (store.c uses it before the worker starts and after it stopped). The reader
+ * connection (rdb, rs[]) is used on whichever thread calls a read, one at a time
+ * under rmu. Everything between "queue" and "stats" is guarded by mu.
+ */
+#ifndef EP_STORE_INTERNAL_H
+#define EP_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "edgepoint/store.h"
+
+#define STORE_MAX_BATCH_DEFAULT 10000
+
+/*
+ * A queued point: struct ep_point without its fixed-size arrays (a quarter of the
+ * size), the strings pointing into the request's allocation.
+ */
+struct store_pt {
+	const char *type;
+	const char *key;
+	const char *origin;
+	const char *text; /* NULL when absent */
+	int64_t time;
+	double value;
+	bool has_value;
+	bool tombstone;
+};
+
+/*
+ * One store_write_points() or store_write_edge() call. The points and their strings
+ * live in the same allocation as the request (p[] is followed by the string bytes),
+ * so a request is one ep_malloc() and one ep_free() whatever it carries.
+ */
+struct store_req {
+	struct store_req *next;
+	bool edge;
+	char node[EP_TOKEN_MAX + 1];
+	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
+	store_write_cb cb;
+	void *arg;
+	int status;   /* set by the worker: winners or a negative EP_E* code */
+	uint64_t seq; /* enqueue order, 1-based */
+	size_t n;
+	struct store_pt p[];
+};
+
+/* Writer statements, prepared once at open (SQL text in store.c). */
+enum {
+	WS_BEGIN,
+	WS_COMMIT,
+	WS_ROLLBACK,
+	WS_SAVEPOINT,
+	WS_RELEASE,
+	WS_ROLLBACK_TO,
+	WS_NODE_EXISTS,
+	WS_POINT_UPSERT,
+	WS_EDGE_GET,
+	WS_EDGE_SET,
+	WS_EDGE_POINT_UPSERT,
+	WS_NODE_TYPE_SET,
+	WS_CYCLE,
+	WS_OUTBOX_APPEND,
+	WS_OUTBOX_TRIM,
+	WS_META_ADD,
+	WS_MAX
+};
+
+/* Reader statements. */
+enum {
+	RS_NODE_GET,
+	RS_NODE_EXISTS,
+	RS_CHILDREN,
+	RS_POINTS,
+	RS_POINT,
+	RS_EDGE_EXISTS,
+	RS_EDGE_POINTS,
+	RS_OUTBOX_READ,
+	RS_OUTBOX_ACK,
+	RS_OUTBOX_COUNT,
+	RS_PAGE_COUNT,
+	RS_PAGE_SIZE,
+	RS_MAX
+};
+
+/* The uv_async handle lives apart from the store: libuv may touch it until its
+ * close callback, which can run after store_close() has freed the store. */
+struct store_async {
+	uv_async_t h;
+	struct store *st; /* NULL once the store is closed */
+};
+
+struct store {
+	uv_loop_t *loop;
+	char *path;
+	struct store_opts opts;
+
+	sqlite3 *wdb;
+	sqlite3_stmt *ws[WS_MAX];
+	sqlite3 *rdb;
+	sqlite3_stmt *rs[RS_MAX];
+	uv_mutex_t rmu;
+
+	struct store_async *async;
+	uv_thread_t worker;
+	bool worker_started;
+
+	uv_mutex_t mu;
+	uv_cond_t work_cv; /* queue grew, a flush started, or stop */
+	uv_cond_t done_cv; /* a batch finished */
+	bool closed;       /* no new writes */
+	bool stopping;     /* the worker exits once the queue is empty */
+	struct store_req *q_head, *q_tail; /* waiting for the worker */
+	size_t q_points;
+	struct store_req *d_head, *d_tail; /* finished, callbacks not run yet */
+	uint64_t seq_queued; /* last seq handed out */
+	uint64_t seq_done;   /* every request up to this seq is finished */
+	unsigned flushers;   /* store_flush() calls waiting: skip the batch window */
+	int wait_state;      /* what the worker waits for (writer.c) */
+	uint64_t inflight;   /* queued writes whose callback has not run */
+	struct store_stats stats;
+};
+
+/* store.c */
+int store__err(sqlite3 *db, int rc, const char *what);
+int store__step_done(sqlite3 *db, sqlite3_stmt *s, const char *what);
+void store__bind_text(sqlite3_stmt *s, int i, const char *text);
+void store__bind_point(sqlite3_stmt *s, const struct store_pt *p);
+void store__point_from_row(sqlite3_stmt *s, int col, struct ep_point *p);
+
+/* migrate.c */
+int store__migrate(sqlite3 *db, struct ep_errbuf *eb);
+int store__schema_version(void); /* the number of known migrations */
+
+/* writer.c */
+int store__writer_start(struct store *st);
+void store__writer_stop(struct store *st);
+
+/* apply.c: runs one batch in one transaction, setting each request's status.
+ * Returns 0 if it committed, EP_ESTORE if not (every status is then EP_ESTORE). */
+struct store_batch_result {
+	uint64_t commits;
+	uint64_t written;
+	uint64_t ignored;
+	uint64_t errors;
+	uint64_t dropped;
+};
+int store__apply_batch(struct store *st, struct store_req *batch,
+		       struct store_batch_result *res);
+
+/* outbox.c: writer-side helpers used inside the batch transaction. */
+int store__outbox_append(struct store *st, const char *node, const char *parent,
+			 bool edge, const struct store_pt *p);
+int store__outbox_trim(struct store *st, uint64_t *dropped);
+
+#endif

@@ -1,0 +1,400 @@
+/*
+ * store.c - opening and closing the store: the two SQLite connections and their
+ * pragmas, the prepared statements, the statistics and the size of the files.
+ *
+ * The database is opened twice. The writer connection belongs to the worker thread
+ * (writer.c), which commits batches of queued writes (apply.c); the reader
+ * connection serves the read functions (read.c, outbox.c) on the caller's thread.
+ * Both run in WAL mode, so readers see the last commit and never wait for the
+ * writer. The path must name a file: ":memory:" would give the two connections two
+ * different databases.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/internal.h"
+
+/*
+ * Writer SQL. The point upserts carry the merge rule (ep_point_wins()): a row is
+ * replaced only by a later time, or by the same time with a greater origin.
+ * SQLite compares text with memcmp(), as strcmp() does.
+ */
+static const char *const ws_sql[WS_MAX] = {
+	[WS_BEGIN] = "BEGIN IMMEDIATE",
+	[WS_COMMIT] = "COMMIT",
+	[WS_ROLLBACK] = "ROLLBACK",
+	[WS_SAVEPOINT] = "SAVEPOINT req",
+	[WS_RELEASE] = "RELEASE req",
+	[WS_ROLLBACK_TO] = "ROLLBACK TO req",
+	[WS_NODE_EXISTS] = "SELECT 1 FROM nodes WHERE id = ?1",
+	[WS_POINT_UPSERT] =
+		"INSERT INTO points(node, type, key, time, value, text, tombstone, origin) "
+		"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+		"ON CONFLICT(node, type, key) DO UPDATE SET time = excluded.time, "
+		"value = excluded.value, text = excluded.text, "
+		"tombstone = excluded.tombstone, origin = excluded.origin "
+		"WHERE excluded.time > points.time OR (excluded.time = points.time "
+		"AND excluded.origin > points.origin)",
+	[WS_EDGE_GET] = "SELECT tombstone FROM edges WHERE node = ?1 AND parent = ?2",
+	/* The edge is deleted when its latest tombstone point says so: its value, or
+	 * its tombstone flag for a point without a value. */
+	[WS_EDGE_SET] =
+		"INSERT INTO edges(node, parent, tombstone) SELECT ?1, ?2, coalesce(("
+		"SELECT coalesce(value, tombstone) != 0 FROM edge_points "
+		"WHERE node = ?1 AND parent = ?2 AND type = 'tombstone' "
+		"ORDER BY time DESC, origin DESC, key DESC LIMIT 1), 0) WHERE true "
+		"ON CONFLICT(node, parent) DO UPDATE SET tombstone = excluded.tombstone",
+	[WS_EDGE_POINT_UPSERT] =
+		"INSERT INTO edge_points(node, parent, type, key, time, value, text, "
+		"tombstone, origin) VALUES(?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+		"ON CONFLICT(node, parent, type, key) DO UPDATE SET time = excluded.time, "
+		"value = excluded.value, text = excluded.text, "
+		"tombstone = excluded.tombstone, origin = excluded.origin "
+		"WHERE excluded.time > edge_points.time OR (excluded.time = "
+		"edge_points.time AND excluded.origin > edge_points.origin)",
+	/* A node with several parents takes the type of its latest nodeType point. */
+	[WS_NODE_TYPE_SET] =
+		"INSERT INTO nodes(id, type) SELECT ?1, text FROM edge_points "
+		"WHERE node = ?1 AND type = 'nodeType' AND text IS NOT NULL "
+		"ORDER BY time DESC, origin DESC, parent DESC, key DESC LIMIT 1 "
+		"ON CONFLICT(id) DO UPDATE SET type = excluded.type",
+	/* Walks up from the parent over live edges; finding the node is a cycle. */
+	[WS_CYCLE] =
+		"WITH RECURSIVE anc(id) AS (SELECT ?2 UNION SELECT e.parent FROM edges e "
+		"JOIN anc ON e.node = anc.id WHERE e.tombstone = 0) "
+		"SELECT 1 FROM anc WHERE id = ?1 LIMIT 1",
+	[WS_OUTBOX_APPEND] =
+		"INSERT INTO outbox(node, type, key, time, value, text, tombstone, origin, "
+		"parent, edge, bytes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	/* Keeps the newest ?1 ids; ids are contiguous (AUTOINCREMENT, deletions
+	 * only ever remove the oldest rows), so that is ?1 rows. */
+	[WS_OUTBOX_TRIM] = "DELETE FROM outbox WHERE id <= (SELECT max(id) FROM outbox) - ?1",
+	[WS_META_ADD] = "UPDATE meta SET value = value + ?2 WHERE key = ?1",
+};
+
+static const char *const rs_sql[RS_MAX] = {
+	/* A live edge first; among several (a mirrored node), the lowest parent id. */
+	[RS_NODE_GET] = "SELECT n.type, e.parent, e.tombstone FROM edges e "
+			"JOIN nodes n ON n.id = e.node WHERE e.node = ?1 "
+			"ORDER BY e.tombstone, e.parent LIMIT 1",
+	[RS_NODE_EXISTS] = "SELECT 1 FROM nodes WHERE id = ?1",
+	[RS_CHILDREN] = "SELECT e.node, n.type, e.tombstone FROM edges e "
+			"JOIN nodes n ON n.id = e.node WHERE e.parent = ?1 "
+			"AND (?2 IS NULL OR n.type = ?2) AND (?3 OR e.tombstone = 0) "
+			"ORDER BY e.node",
+	[RS_POINTS] = "SELECT type, key, time, value, text, tombstone, origin "
+		      "FROM points WHERE node = ?1 ORDER BY type, key",
+	[RS_POINT] = "SELECT type, key, time, value, text, tombstone, origin "
+		     "FROM points WHERE node = ?1 AND type = ?2 AND key = ?3",
+	[RS_EDGE_EXISTS] = "SELECT 1 FROM edges WHERE node = ?1 AND parent = ?2",
+	[RS_EDGE_POINTS] = "SELECT type, key, time, value, text, tombstone, origin "
+			   "FROM edge_points WHERE node = ?1 AND parent = ?2 "
+			   "ORDER BY type, key",
+	[RS_OUTBOX_READ] = "SELECT type, key, time, value, text, tombstone, origin, "
+			   "id, node, parent, edge FROM outbox WHERE id > ?1 "
+			   "ORDER BY id LIMIT ?2",
+	[RS_OUTBOX_ACK] = "DELETE FROM outbox WHERE id <= ?1",
+	[RS_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+	[RS_PAGE_COUNT] = "PRAGMA page_count",
+	[RS_PAGE_SIZE] = "PRAGMA page_size",
+};
+
+int store__err(sqlite3 *db, int rc, const char *what)
+{
+	ep_log(EP_LOG_ERROR, "store", "%s: %s (%d)", what, sqlite3_errmsg(db), rc);
+	return EP_ESTORE;
+}
+
+/* Steps a statement that returns no row and resets it. 0 or EP_ESTORE. */
+int store__step_done(sqlite3 *db, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store__err(db, rc, what);
+	return 0;
+}
+
+void store__bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+	if (text == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
+}
+
+/* Binds a point to ?2..?8 of a statement laid out as node, type, key, time,
+ * value, text, tombstone, origin. The texts stay valid until the statement is
+ * reset, so nothing is copied. */
+void store__bind_point(sqlite3_stmt *s, const struct store_pt *p)
+{
+	sqlite3_bind_text(s, 2, p->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, p->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, p->time);
+	if (p->has_value)
+		sqlite3_bind_double(s, 5, p->value);
+	else
+		sqlite3_bind_null(s, 5);
+	store__bind_text(s, 6, p->text);
+	sqlite3_bind_int(s, 7, p->tombstone);
+	sqlite3_bind_text(s, 8, p->origin, -1, SQLITE_STATIC);
+}
+
+/* Fills p (initialised here) from columns col.. of a row laid out as
+ * type, key, time, value, text, tombstone, origin. */
+void store__point_from_row(sqlite3_stmt *s, int col, struct ep_point *p)
+{
+	const char *t;
+
+	ep_point_init(p);
+	t = (const char *)sqlite3_column_text(s, col);
+	ep_strlcpy(p->type, t ? t : "", sizeof(p->type));
+	t = (const char *)sqlite3_column_text(s, col + 1);
+	ep_strlcpy(p->key, t ? t : "", sizeof(p->key));
+	p->time = sqlite3_column_int64(s, col + 2);
+	if (sqlite3_column_type(s, col + 3) != SQLITE_NULL) {
+		p->value = sqlite3_column_double(s, col + 3);
+		p->has_value = true;
+	}
+	t = (const char *)sqlite3_column_text(s, col + 4);
+	if (t != NULL)
+		p->text = ep_strdup(t);
+	p->tombstone = sqlite3_column_int(s, col + 5) != 0;
+	t = (const char *)sqlite3_column_text(s, col + 6);
+	ep_strlcpy(p->origin, t ? t : "", sizeof(p->origin));
+}
+
+static int exec(sqlite3 *db, const char *sql, struct ep_errbuf *eb)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		ep_errbuf_set(eb, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return EP_ESTORE;
+	}
+	return 0;
+}
+
+/* Opens one connection with the store's pragmas. The writer also switches the
+ * database to WAL (a property of the file that the reader then inherits). */
+static int db_open(const char *path, bool writer, bool sync_full, sqlite3 **out,
+		   struct ep_errbuf *eb)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+		    (writer ? SQLITE_OPEN_CREATE : 0);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		ep_errbuf_set(eb, "%s: cannot open: %s", path,
+			      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out_close;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK)
+		goto out_errmsg;
+	if (writer) {
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+		if (rc != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+			goto out_errmsg;
+		if (strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0) {
+			ep_errbuf_set(eb, "%s: cannot switch to WAL mode", path);
+			goto out_close;
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
+	if (exec(db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+		 eb) < 0 ||
+	    exec(db, "PRAGMA foreign_keys=OFF", eb) < 0 ||
+	    exec(db, "PRAGMA temp_store=MEMORY", eb) < 0)
+		goto out_close; /* exec() said which pragma failed */
+	*out = db;
+	return 0;
+
+out_errmsg:
+	ep_errbuf_set(eb, "%s: %s", path, sqlite3_errmsg(db));
+	goto out_close;
+out_close:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return EP_ESTORE;
+}
+
+static int prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **out, int n,
+		       struct ep_errbuf *eb)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &out[i], NULL);
+		if (rc != SQLITE_OK) {
+			ep_errbuf_set(eb, "preparing \"%s\": %s", sql[i], sqlite3_errmsg(db));
+			return EP_ESTORE;
+		}
+	}
+	return 0;
+}
+
+static void finalize_all(sqlite3_stmt **s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		sqlite3_finalize(s[i]);
+		s[i] = NULL;
+	}
+}
+
+/* The drop counter survives restarts in the meta table. */
+static int load_counters(struct store *st, struct ep_errbuf *eb)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(st->wdb,
+				    "SELECT value FROM meta WHERE key = 'outbox_dropped'", -1,
+				    &s, NULL);
+	if (rc != SQLITE_OK) {
+		ep_errbuf_set(eb, "reading meta: %s", sqlite3_errmsg(st->wdb));
+		return EP_ESTORE;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		st->stats.outbox_dropped = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static void store_free(struct store *st)
+{
+	finalize_all(st->rs, RS_MAX);
+	finalize_all(st->ws, WS_MAX);
+	sqlite3_close(st->rdb);
+	sqlite3_close(st->wdb);
+	uv_cond_destroy(&st->done_cv);
+	uv_cond_destroy(&st->work_cv);
+	uv_mutex_destroy(&st->mu);
+	uv_mutex_destroy(&st->rmu);
+	ep_free(st->path);
+	ep_free(st);
+}
+
+int store_open(uv_loop_t *loop, const char *path, const struct store_opts *opts,
+	       struct store **out, struct ep_errbuf *eb)
+{
+	struct store *st;
+	int err;
+
+	if (out != NULL)
+		*out = NULL;
+	if (loop == NULL || path == NULL || *path == '\0' || out == NULL) {
+		ep_errbuf_set(eb, "store_open: loop, path and out are required");
+		return EP_EINVAL;
+	}
+	st = ep_calloc(1, sizeof(*st));
+	st->loop = loop;
+	st->path = ep_strdup(path);
+	if (opts != NULL)
+		st->opts = *opts;
+	if (st->opts.max_batch == 0)
+		st->opts.max_batch = STORE_MAX_BATCH_DEFAULT;
+	if (st->opts.batch_window < 0)
+		st->opts.batch_window = 0;
+	/* These cannot fail on Linux; the free path below destroys them. */
+	uv_mutex_init(&st->mu);
+	uv_mutex_init(&st->rmu);
+	uv_cond_init(&st->work_cv);
+	uv_cond_init(&st->done_cv);
+
+	err = db_open(path, true, st->opts.sync_full, &st->wdb, eb);
+	if (err < 0)
+		goto out_free;
+	err = store__migrate(st->wdb, eb);
+	if (err < 0)
+		goto out_free;
+	err = prepare_all(st->wdb, ws_sql, st->ws, WS_MAX, eb);
+	if (err < 0)
+		goto out_free;
+	err = load_counters(st, eb);
+	if (err < 0)
+		goto out_free;
+	err = db_open(path, false, st->opts.sync_full, &st->rdb, eb);
+	if (err < 0)
+		goto out_free;
+	err = prepare_all(st->rdb, rs_sql, st->rs, RS_MAX, eb);
+	if (err < 0)
+		goto out_free;
+	err = store__writer_start(st);
+	if (err < 0) {
+		ep_errbuf_set(eb, "%s: cannot start the writer thread: %s", path,
+			      ep_strerror(err));
+		goto out_free;
+	}
+	ep_log(EP_LOG_DEBUG, "store", "opened %s (synchronous=%s, batch window %lld ns)",
+	       path, st->opts.sync_full ? "FULL" : "NORMAL",
+	       (long long)st->opts.batch_window);
+	*out = st;
+	return 0;
+
+out_free:
+	store_free(st);
+	return err;
+}
+
+void store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	uv_mutex_lock(&st->mu);
+	st->closed = true;
+	uv_mutex_unlock(&st->mu);
+	store__writer_stop(st);
+	/* Leaves the WAL folded into the main file for a quick next open. */
+	sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	store_free(st);
+}
+
+void store_stats_get(struct store *st, struct store_stats *out)
+{
+	if (out == NULL)
+		return;
+	if (st == NULL) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	uv_mutex_lock(&st->mu);
+	*out = st->stats;
+	uv_mutex_unlock(&st->mu);
+}
+
+static int64_t pragma_int(struct store *st, int which)
+{
+	sqlite3_stmt *s = st->rs[which];
+	int64_t v = -1;
+
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+int64_t store_size(struct store *st)
+{
+	int64_t pages, page_size, size;
+	char wal[4200];
+	struct stat sb;
+
+	if (st == NULL)
+		return EP_EINVAL;
+	uv_mutex_lock(&st->rmu);
+	pages = pragma_int(st, RS_PAGE_COUNT);
+	page_size = pragma_int(st, RS_PAGE_SIZE);
+	uv_mutex_unlock(&st->rmu);
+	if (pages < 0 || page_size < 0)
+		return EP_ESTORE;
+	size = pages * page_size;
+	snprintf(wal, sizeof(wal), "%s-wal", st->path);
+	if (stat(wal, &sb) == 0)
+		size += sb.st_size;
+	return size;
+}

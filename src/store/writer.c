@@ -1,0 +1,336 @@
+/*
+ * writer.c - the write queue, the worker thread that commits it in batches, and the
+ * hand-back of results to the loop thread.
+ *
+ * store_write_points() and store_write_edge() copy the request into one compact
+ * allocation and append it to a queue under a mutex; they never touch SQLite, so the loop
+ * thread never waits for a disk. One worker thread takes everything queued, waits up
+ * to the batch window for more (until max_batch points are waiting), and applies the
+ * batch in one transaction (apply.c). Finished requests go to a done list and the
+ * worker wakes the loop with uv_async_send(); the async callback pops the done list
+ * and runs each request's callback on the loop thread.
+ *
+ * store_flush() waits for the worker to finish everything queued before it was
+ * called and then pops the done list itself. Whoever pops a request runs its
+ * callback, and popping happens under the mutex one request at a time, so every
+ * callback runs exactly once, in commit order, on the thread that popped it: the
+ * loop thread (the async callback, or store_flush() called there). The worker never
+ * runs a callback.
+ *
+ * The async handle keeps the loop alive only while some write's callback has not
+ * run yet, so uv_run(loop, UV_RUN_DEFAULT) returns once every write is answered.
+ * Writes, flushes and the close happen on the loop thread (uv_ref() is not
+ * thread-safe); only the worker's uv_async_send() crosses threads.
+ */
+#include <string.h>
+#include <sys/types.h>
+
+#include "store/internal.h"
+
+/* What the worker is waiting for, so that writers signal it only when it cares. */
+enum { WAIT_NONE, WAIT_WORK, WAIT_WINDOW };
+
+static void async_free(uv_handle_t *h)
+{
+	ep_free(h->data);
+}
+
+/* Pops and runs finished requests' callbacks until the done list is empty. A
+ * callback may queue new writes or call store_flush(), not store_close(). */
+static void run_done(struct store *st)
+{
+	for (;;) {
+		struct store_req *r;
+
+		uv_mutex_lock(&st->mu);
+		r = st->d_head;
+		if (r != NULL) {
+			st->d_head = r->next;
+			if (st->d_head == NULL)
+				st->d_tail = NULL;
+			if (--st->inflight == 0 && st->async != NULL)
+				uv_unref((uv_handle_t *)&st->async->h);
+		}
+		uv_mutex_unlock(&st->mu);
+		if (r == NULL)
+			return;
+		if (r->cb != NULL)
+			r->cb(r->arg, r->status);
+		ep_free(r);
+	}
+}
+
+static void on_async(uv_async_t *h)
+{
+	struct store_async *a = h->data;
+
+	if (a->st != NULL)
+		run_done(a->st);
+}
+
+/* Waits (mu held) for more requests, up to the batch window, unless enough points
+ * are already waiting or someone is flushing or closing. */
+static void wait_window(struct store *st)
+{
+	uint64_t deadline;
+
+	if (st->opts.batch_window <= 0)
+		return;
+	deadline = uv_hrtime() + (uint64_t)st->opts.batch_window;
+	while (st->q_points < st->opts.max_batch && st->flushers == 0 && !st->stopping) {
+		uint64_t now = uv_hrtime();
+
+		if (now >= deadline)
+			break;
+		st->wait_state = WAIT_WINDOW;
+		uv_cond_timedwait(&st->work_cv, &st->mu, deadline - now);
+		st->wait_state = WAIT_NONE;
+	}
+}
+
+/* Detaches (mu held) the longest run of queued requests that stays within
+ * max_batch points; always at least one request, however large. */
+static struct store_req *take_batch(struct store *st)
+{
+	struct store_req *head = st->q_head, *last = NULL, *r = head;
+	size_t points = 0;
+
+	while (r != NULL && (last == NULL || points + r->n <= st->opts.max_batch)) {
+		points += r->n;
+		last = r;
+		r = r->next;
+	}
+	st->q_head = r;
+	if (r == NULL)
+		st->q_tail = NULL;
+	st->q_points -= points;
+	last->next = NULL;
+	return head;
+}
+
+static void worker_main(void *arg)
+{
+	struct store *st = arg;
+
+	uv_mutex_lock(&st->mu);
+	for (;;) {
+		struct store_batch_result res = {0};
+		struct store_req *batch, *last;
+
+		while (st->q_head == NULL && !st->stopping) {
+			st->wait_state = WAIT_WORK;
+			uv_cond_wait(&st->work_cv, &st->mu);
+			st->wait_state = WAIT_NONE;
+		}
+		if (st->q_head == NULL)
+			break; /* stopping, and nothing left to do */
+		wait_window(st);
+		batch = take_batch(st);
+		uv_mutex_unlock(&st->mu);
+
+		store__apply_batch(st, batch, &res);
+
+		uv_mutex_lock(&st->mu);
+		for (last = batch; last->next != NULL; last = last->next)
+			;
+		if (st->d_tail != NULL)
+			st->d_tail->next = batch;
+		else
+			st->d_head = batch;
+		st->d_tail = last;
+		st->seq_done = last->seq;
+		st->stats.commits += res.commits;
+		st->stats.points_written += res.written;
+		st->stats.points_ignored += res.ignored;
+		st->stats.write_errors += res.errors;
+		st->stats.outbox_dropped += res.dropped;
+		uv_cond_broadcast(&st->done_cv);
+		uv_async_send(&st->async->h);
+	}
+	uv_mutex_unlock(&st->mu);
+}
+
+int store__writer_start(struct store *st)
+{
+	int rc;
+
+	st->async = ep_calloc(1, sizeof(*st->async));
+	st->async->st = st;
+	st->async->h.data = st->async;
+	rc = uv_async_init(st->loop, &st->async->h, on_async);
+	if (rc < 0) {
+		ep_free(st->async);
+		st->async = NULL;
+		return rc;
+	}
+	uv_unref((uv_handle_t *)&st->async->h); /* referenced while writes are pending */
+	rc = uv_thread_create(&st->worker, worker_main, st);
+	if (rc < 0) {
+		st->async->st = NULL;
+		uv_close((uv_handle_t *)&st->async->h, async_free);
+		st->async = NULL;
+		return rc;
+	}
+	st->worker_started = true;
+	return 0;
+}
+
+/* Commits what is queued, runs the callbacks, stops the worker and closes the async
+ * handle; its memory is freed by the close callback on the loop's next turn. */
+void store__writer_stop(struct store *st)
+{
+	if (st->worker_started) {
+		store_flush(st);
+		uv_mutex_lock(&st->mu);
+		st->stopping = true;
+		uv_cond_signal(&st->work_cv);
+		uv_mutex_unlock(&st->mu);
+		uv_thread_join(&st->worker);
+		st->worker_started = false;
+		run_done(st);
+	}
+	if (st->async != NULL) {
+		st->async->st = NULL;
+		uv_close((uv_handle_t *)&st->async->h, async_free);
+		st->async = NULL;
+	}
+}
+
+/*
+ * Checks what the store keys on (type and key must be tokens, origin must end
+ * within its array) and returns the bytes the points' strings need, or -1.
+ */
+static ssize_t points_size(const struct ep_point *p, size_t n)
+{
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t t = strnlen(p[i].type, sizeof(p[i].type));
+		size_t k = strnlen(p[i].key, sizeof(p[i].key));
+		size_t o = strnlen(p[i].origin, sizeof(p[i].origin));
+
+		if (!ep_token_validn(p[i].type, t) || !ep_token_validn(p[i].key, k) ||
+		    o == sizeof(p[i].origin))
+			return -1;
+		bytes += t + k + o + 3;
+		if (p[i].text != NULL)
+			bytes += strlen(p[i].text) + 1;
+	}
+	return (ssize_t)bytes;
+}
+
+/* Copies s (len bytes and its NUL) to *arena; returns the copy. */
+static const char *put(char **arena, const char *s, size_t len)
+{
+	char *d = *arena;
+
+	memcpy(d, s, len + 1);
+	*arena += len + 1;
+	return d;
+}
+
+/* Copies the points, strings included, into one allocation after the request. */
+static struct store_req *req_new(const char *node, const char *parent,
+				 const struct ep_point *p, size_t n, size_t bytes)
+{
+	struct store_req *r = ep_malloc(sizeof(*r) + n * sizeof(r->p[0]) + bytes);
+	char *arena = (char *)&r->p[n];
+
+	memset(r, 0, sizeof(*r));
+	ep_strlcpy(r->node, node, sizeof(r->node));
+	if (parent != NULL)
+		ep_strlcpy(r->parent, parent, sizeof(r->parent));
+	r->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct store_pt *q = &r->p[i];
+
+		q->type = put(&arena, p[i].type, strlen(p[i].type));
+		q->key = put(&arena, p[i].key, strlen(p[i].key));
+		q->origin = put(&arena, p[i].origin, strlen(p[i].origin));
+		q->text = p[i].text ? put(&arena, p[i].text, strlen(p[i].text)) : NULL;
+		q->time = p[i].time;
+		q->value = p[i].value;
+		q->has_value = p[i].has_value;
+		q->tombstone = p[i].tombstone != 0;
+	}
+	return r;
+}
+
+static int enqueue(struct store *st, struct store_req *r)
+{
+	uv_mutex_lock(&st->mu);
+	if (st->closed) {
+		uv_mutex_unlock(&st->mu);
+		ep_free(r);
+		return EP_ECLOSED;
+	}
+	r->seq = ++st->seq_queued;
+	if (st->inflight++ == 0)
+		uv_ref((uv_handle_t *)&st->async->h);
+	if (st->q_tail != NULL)
+		st->q_tail->next = r;
+	else
+		st->q_head = r;
+	st->q_tail = r;
+	st->q_points += r->n;
+	if (st->wait_state == WAIT_WORK ||
+	    (st->wait_state == WAIT_WINDOW && st->q_points >= st->opts.max_batch))
+		uv_cond_signal(&st->work_cv);
+	uv_mutex_unlock(&st->mu);
+	return 0;
+}
+
+static int write_req(struct store *st, bool edge, const char *node, const char *parent,
+		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+{
+	struct store_req *r;
+	ssize_t bytes;
+
+	if (st == NULL)
+		return EP_ECLOSED;
+	if (node == NULL || !ep_token_validn(node, strnlen(node, EP_TOKEN_MAX + 1)) ||
+	    (edge && (parent == NULL ||
+		      !ep_token_validn(parent, strnlen(parent, EP_TOKEN_MAX + 1)))) ||
+	    (n > 0 && p == NULL) || n > SIZE_MAX / 4 / sizeof(*p))
+		return EP_EINVAL;
+	bytes = points_size(p, n);
+	if (bytes < 0)
+		return EP_EINVAL;
+	r = req_new(node, edge ? parent : NULL, p, n, (size_t)bytes);
+	r->edge = edge;
+	r->cb = cb;
+	r->arg = arg;
+	return enqueue(st, r);
+}
+
+int store_write_points(struct store *st, const char *node, const struct ep_point *p,
+		       size_t n, store_write_cb cb, void *arg)
+{
+	return write_req(st, false, node, NULL, p, n, cb, arg);
+}
+
+int store_write_edge(struct store *st, const char *node, const char *parent,
+		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+{
+	return write_req(st, true, node, parent, p, n, cb, arg);
+}
+
+int store_flush(struct store *st)
+{
+	uint64_t target;
+
+	if (st == NULL)
+		return EP_EINVAL;
+	uv_mutex_lock(&st->mu);
+	target = st->seq_queued;
+	if (st->seq_done < target && st->worker_started) {
+		st->flushers++;
+		uv_cond_signal(&st->work_cv);
+		while (st->seq_done < target)
+			uv_cond_wait(&st->done_cv, &st->mu);
+		st->flushers--;
+	}
+	uv_mutex_unlock(&st->mu);
+	run_done(st);
+	return 0;
+}
