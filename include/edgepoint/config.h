@@ -25,6 +25,34 @@ struct config_node {
 	size_t nchildren;
 };
 
+/* bus.tls: TLS on every bus listener when cert_file is set. */
+struct config_bus_tls {
+	char *cert_file; /* NULL = TLS off */
+	char *key_file;
+	char *ca_file;       /* CAs that client certificates must chain to */
+	bool verify_clients; /* require and verify a client certificate (mTLS) */
+	int64_t timeout;     /* ns for the handshake */
+};
+
+/* Publish or subscribe permissions: subjects (wildcards allowed). */
+struct config_perm {
+	char **allow; /* NULL-ended; NULL = everything allowed */
+	char **deny;  /* NULL-ended; NULL = nothing denied */
+};
+
+struct config_bus_user {
+	char *user;
+	char *password_hash; /* "$pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>" */
+	struct config_perm publish, subscribe;
+};
+
+/* bus.auth: a token or users; neither = no authentication. */
+struct config_bus_auth {
+	char *token;
+	struct config_bus_user *users;
+	size_t nusers;
+};
+
 struct config {
 	char *path;       /* as given; "(embedded default)" for the built-in config */
 	int64_t mtime;    /* file modification time, ns; the merge time of its points */
@@ -42,6 +70,8 @@ struct config {
 		int64_t ping_interval; /* ns */
 		int64_t max_pings_out;
 		int64_t auth_timeout; /* ns */
+		struct config_bus_tls tls;
+		struct config_bus_auth auth;
 	} bus;
 	struct {
 		char *listen; /* "" = no web UI */

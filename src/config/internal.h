@@ -83,6 +83,16 @@ void config__range_text(char *buf, size_t sz, int64_t min, int64_t max, bool dur
 int config__settings_defaults(struct config__walk *w, struct config *c);
 int config__settings(struct config__walk *w, const cJSON *root, struct config *c);
 
+/*
+ * The bus's "tls" and "auth" objects (bus_tls.c, bus_auth.c), rows of kind K_CUSTOM:
+ * v is the object at the current path, or NULL to set the default (off). Each
+ * replaces what c held before and frees it in config__bus_tls_free/_auth_free.
+ */
+int config__bus_tls(struct config__walk *w, const cJSON *v, struct config *c);
+int config__bus_auth(struct config__walk *w, const cJSON *v, struct config *c);
+void config__bus_tls_free(struct config *c);
+void config__bus_auth_free(struct config *c);
+
 /* nodes.c: the node tree under "nodes". */
 int config__nodes(struct config__walk *w, const cJSON *nodes, struct config *c);
 

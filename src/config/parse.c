@@ -232,6 +232,8 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->bus.nlisten; i++)
 		ep_free(c->bus.listen[i]);
 	ep_free(c->bus.listen);
+	config__bus_tls_free(c);
+	config__bus_auth_free(c);
 	ep_free(c->http.listen);
 	for (size_t i = 0; i < c->nnodes; i++)
 		config__node_free(&c->nodes[i]);

@@ -21,6 +21,7 @@ enum kind {
 	K_ENUM,        /* one of names; values[i] stored in an int or a bool */
 	K_LISTEN,      /* char * "host:port", or "" when empty_ok */
 	K_LISTEN_LIST, /* the bus listeners: c->bus.listen / nlisten */
+	K_CUSTOM,      /* an object checked by its own function (.custom) */
 };
 
 struct setting {
@@ -33,6 +34,8 @@ struct setting {
 	const char *def; /* JSON text; NULL = no default (zero) */
 	size_t off, size;
 	bool empty_ok;
+	/* K_CUSTOM: checks v (absent: NULL, for the default) and fills c. */
+	int (*custom)(struct config__walk *w, const cJSON *v, struct config *c);
 };
 
 #define FIELD(m) offsetof(struct config, m), sizeof(((struct config *)0)->m)
@@ -65,6 +68,8 @@ static const struct setting settings[] = {
 	{"bus", "max_pings_out", K_INT, 1, 100, .def = "2", FIELD(bus.max_pings_out)},
 	{"bus", "auth_timeout", K_DURATION, 1, INT64_MAX, .def = "\"2s\"",
 	 FIELD(bus.auth_timeout)},
+	{"bus", "tls", K_CUSTOM, .custom = config__bus_tls},
+	{"bus", "auth", K_CUSTOM, .custom = config__bus_auth},
 	{"http", "listen", K_LISTEN, .def = "\"\"", FIELD(http.listen), .empty_ok = true},
 	{"store", "synchronous", K_ENUM, .names = sync_names, .values = sync_values,
 	 .def = "\"normal\"", FIELD(store.sync_full)},
@@ -199,6 +204,8 @@ static int apply(struct config__walk *w, const struct setting *s, const cJSON *v
 		return 0;
 	case K_LISTEN_LIST:
 		return set_listen_list(w, v, c);
+	case K_CUSTOM:
+		return s->custom(w, v, c);
 	}
 	return EP_ECONFIG;
 }
@@ -216,8 +223,14 @@ int config__settings_defaults(struct config__walk *w, struct config *c)
 {
 	for (size_t k = 0; k < NSETTINGS; k++) {
 		const struct setting *s = &settings[k];
-		cJSON *v = cJSON_Parse(s->def);
 		size_t mark = push_row(w, s);
+		if (s->kind == K_CUSTOM) {
+			if (s->custom(w, NULL, c) < 0)
+				return EP_ECONFIG;
+			config__pop(w, mark);
+			continue;
+		}
+		cJSON *v = cJSON_Parse(s->def);
 		int rc = v ? apply(w, s, v, c) : config__err(w, "bad built-in default");
 		cJSON_Delete(v);
 		if (rc < 0)
