@@ -60,6 +60,7 @@ struct config {
 	char *data_dir;
 	int log_level;
 	int64_t max_clock_skew; /* ns */
+	int64_t health_interval; /* ns between sys.<device>.health messages */
 	struct {
 		char **listen; /* "host:port" */
 		size_t nlisten;

@@ -55,6 +55,8 @@ static const struct setting settings[] = {
 	 FIELD(log_level)},
 	{NULL, "max_clock_skew", K_DURATION, 0, 30 * DAY, .def = "\"5m\"",
 	 FIELD(max_clock_skew)},
+	{NULL, "health_interval", K_DURATION, EP_NS_PER_SEC / 10, DAY, .def = "\"10s\"",
+	 FIELD(health_interval)},
 	{"bus", "listen", K_LISTEN_LIST, .def = "[\"127.0.0.1:4222\"]"},
 	{"bus", "max_payload", K_INT, 1, 67108864, .def = "1048576", FIELD(bus.max_payload)},
 	{"bus", "max_control_line", K_INT, 256, 65536, .def = "4096",
@@ -80,6 +82,7 @@ static const struct setting settings[] = {
 
 /* Top-level keys: the sections, the top-level rows and "nodes". */
 static const char *const top_keys[] = {"device_id", "data_dir", "log", "max_clock_skew",
+				       "health_interval",
 				       "bus", "http", "store", "nodes", NULL};
 
 static bool is_section(const char *name)

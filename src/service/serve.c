@@ -148,8 +148,10 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 	};
 	if ((rc = bus_start(&s->loop, &bo, &s->bus, eb)) < 0)
 		return rc;
-	struct api_opts ao = {.device_id = s->cfg.device_id,
-			      .max_clock_skew = s->cfg.max_clock_skew};
+	struct api_opts ao = {.loop = &s->loop,
+			      .device_id = s->cfg.device_id,
+			      .max_clock_skew = s->cfg.max_clock_skew,
+			      .health_interval = s->cfg.health_interval};
 	if ((rc = api_start(s->bus, s->store, &ao, &s->api)) < 0) {
 		ep_errbuf_set(eb, "cannot start the data plane: %s", ep_strerror(rc));
 		return rc;

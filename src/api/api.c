@@ -1,0 +1,240 @@
+/*
+ * api.c - the data plane's life cycle (start, stop, references), the replies every
+ * handler sends, and the module-facing write and subscribe calls, which go through
+ * the same subjects as any NATS client so that modules and external programs see
+ * the same traffic.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "api/internal.h"
+
+#define API_WRITE_TIMEOUT (30 * EP_NS_PER_SEC)
+#define API_DEFAULT_HEALTH (10 * EP_NS_PER_SEC)
+
+void api__ref(struct api *a)
+{
+	a->refs++;
+}
+
+void api__unref(struct api *a)
+{
+	if (--a->refs == 0)
+		ep_free(a);
+}
+
+void api__reply(struct api *a, const char *reply, const char *error)
+{
+	if (reply == NULL || a->stopped)
+		return;
+	if (error == NULL) {
+		static const char ok[] = "{\"ok\":true}";
+		bus_publish(a->bus, reply, NULL, ok, sizeof(ok) - 1);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "error", error);
+	char *s = cJSON_PrintUnformatted(o);
+	bus_publish(a->bus, reply, NULL, s, strlen(s));
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+void api__refuse(struct api *a, const char *subject, const char *reply, const char *error)
+{
+	a->refused++;
+	ep_log(EP_LOG_DEBUG, "api", "%s refused: %s", subject, error);
+	api__reply(a, reply, error);
+}
+
+const char *api__store_error(int status)
+{
+	switch (status) {
+	case EP_ECYCLE:
+		return "the move would make the node its own ancestor";
+	case EP_ECLOSED:
+		return "the store is closed";
+	default:
+		return ep_strerror(status);
+	}
+}
+
+static void on_health_closed(uv_handle_t *h)
+{
+	api__unref(h->data);
+}
+
+int api_start(struct bus *bus, struct store *st, const struct api_opts *o, struct api **out)
+{
+	struct api *a = ep_calloc(1, sizeof(*a));
+	int rc;
+
+	a->loop = o->loop;
+	a->bus = bus;
+	a->store = st;
+	a->refs = 1;
+	a->started = ep_time_now();
+	ep_strlcpy(a->device_id, o->device_id, sizeof(a->device_id));
+	snprintf(a->info_subject, sizeof(a->info_subject), "sys.%s.info", a->device_id);
+	snprintf(a->health_subject, sizeof(a->health_subject), "sys.%s.health", a->device_id);
+	a->max_clock_skew = o->max_clock_skew;
+	if ((rc = bus_subscribe(bus, "p.*", NULL, api__on_points, a, &a->sub_points)) < 0 ||
+	    (rc = bus_subscribe(bus, "e.*.*", NULL, api__on_edges, a, &a->sub_edges)) < 0 ||
+	    (rc = bus_subscribe(bus, "nodes.*.*", NULL, api__on_nodes, a, &a->sub_nodes)) < 0 ||
+	    (rc = bus_subscribe(bus, a->info_subject, NULL, api__on_info, a, &a->sub_info)) < 0)
+		goto out_unsub;
+	int64_t every = o->health_interval > 0 ? o->health_interval : API_DEFAULT_HEALTH;
+	uint64_t ms = every / EP_NS_PER_MS > 0 ? (uint64_t)(every / EP_NS_PER_MS) : 1;
+	uv_timer_init(a->loop, &a->health);
+	a->health.data = a;
+	uv_timer_start(&a->health, api__on_health_timer, ms, ms);
+	uv_unref((uv_handle_t *)&a->health);
+	*out = a;
+	return 0;
+
+out_unsub:
+	bus_unsubscribe(bus, a->sub_points);
+	bus_unsubscribe(bus, a->sub_edges);
+	bus_unsubscribe(bus, a->sub_nodes);
+	bus_unsubscribe(bus, a->sub_info);
+	ep_free(a);
+	return rc;
+}
+
+void api_set_max_clock_skew(struct api *a, int64_t ns)
+{
+	a->max_clock_skew = ns;
+}
+
+void api_stop(struct api *a)
+{
+	if (a == NULL)
+		return;
+	bus_unsubscribe(a->bus, a->sub_points);
+	bus_unsubscribe(a->bus, a->sub_edges);
+	bus_unsubscribe(a->bus, a->sub_nodes);
+	bus_unsubscribe(a->bus, a->sub_info);
+	a->stopped = true;
+	/* Queries read the store on the thread pool: let them end before the store
+	 * can be closed. Their callbacks drop their references. */
+	api__ref(a);
+	while (a->queries > 0)
+		uv_run(a->loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&a->health, on_health_closed);
+	api__unref(a);
+}
+
+/* --- for modules ------------------------------------------------------------- */
+
+struct write_req {
+	api_write_cb cb;
+	void *arg;
+};
+
+static void on_write_reply(void *arg, int err, const struct bus_msg *m)
+{
+	struct write_req *w = arg;
+	int status = err;
+	const char *error = err < 0 ? ep_strerror(err) : NULL;
+	cJSON *o = NULL;
+
+	if (err == 0) {
+		o = cJSON_ParseWithLength(m->data, m->len);
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+		if (cJSON_IsString(e)) {
+			status = EP_EINVAL;
+			error = e->valuestring;
+		} else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ok"))) {
+			status = EP_EPROTO;
+			error = "malformed reply";
+		}
+	}
+	if (w->cb)
+		w->cb(w->arg, status, error);
+	cJSON_Delete(o);
+	ep_free(w);
+}
+
+static int write_subject(struct api *a, const char *subject, const struct ep_point *p,
+			 size_t n, api_write_cb cb, void *arg)
+{
+	if (a == NULL || a->stopped)
+		return EP_ECLOSED;
+	char *json = ep_points_to_json(p, n);
+	struct write_req *w = ep_malloc(sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	int rc = bus_request(a->bus, subject, json, strlen(json), API_WRITE_TIMEOUT,
+			     on_write_reply, w);
+	ep_free(json);
+	if (rc < 0)
+		ep_free(w);
+	return rc;
+}
+
+int api_write_points(struct api *a, const char *node, const struct ep_point *p, size_t n,
+		     api_write_cb cb, void *arg)
+{
+	char subject[EP_TOKEN_MAX + 8];
+	if (!ep_token_valid(node))
+		return EP_EINVAL;
+	snprintf(subject, sizeof(subject), "p.%s", node);
+	return write_subject(a, subject, p, n, cb, arg);
+}
+
+int api_write_edge(struct api *a, const char *node, const char *parent,
+		   const struct ep_point *p, size_t n, api_write_cb cb, void *arg)
+{
+	char subject[2 * EP_TOKEN_MAX + 8];
+	if (!ep_token_valid(node) || !ep_token_valid(parent))
+		return EP_EINVAL;
+	snprintf(subject, sizeof(subject), "e.%s.%s", node, parent);
+	return write_subject(a, subject, p, n, cb, arg);
+}
+
+struct api_psub {
+	struct bus_sub *sub;
+	api_points_cb cb;
+	void *arg;
+};
+
+static void on_psub(void *arg, const struct bus_msg *m)
+{
+	struct api_psub *s = arg;
+	struct ep_points pts;
+	struct ep_errbuf eb;
+
+	ep_points_init(&pts);
+	if (ep_points_from_json(m->data, m->len, ep_time_now(), &pts, &eb) == 0 && pts.n > 0)
+		s->cb(s->arg, m->subject + 2, pts.v, pts.n);
+	ep_points_free(&pts);
+}
+
+int api_subscribe_points(struct api *a, const char *node, api_points_cb cb, void *arg,
+			 struct api_psub **out)
+{
+	char subject[EP_TOKEN_MAX + 8];
+	if (strcmp(node, "*") != 0 && !ep_token_valid(node))
+		return EP_EINVAL;
+	snprintf(subject, sizeof(subject), "p.%s", node);
+	struct api_psub *s = ep_calloc(1, sizeof(*s));
+	s->cb = cb;
+	s->arg = arg;
+	int rc = bus_subscribe(a->bus, subject, NULL, on_psub, s, &s->sub);
+	if (rc < 0) {
+		ep_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void api_unsubscribe_points(struct api *a, struct api_psub *s)
+{
+	if (s == NULL)
+		return;
+	bus_unsubscribe(a->bus, s->sub);
+	ep_free(s);
+}

@@ -1,0 +1,53 @@
+/*
+ * internal.h - what the files of src/api share: the data plane's state, its
+ * reference count (writes and queries in flight keep it alive after api_stop()),
+ * and the reply helpers every handler answers with.
+ */
+#ifndef EDGEPOINT_API_INTERNAL_H
+#define EDGEPOINT_API_INTERNAL_H
+
+#include <uv.h>
+
+#include "edgepoint/api.h"
+#include "edgepoint/bus.h"
+#include "edgepoint/point.h"
+#include "edgepoint/store.h"
+
+struct api {
+	uv_loop_t *loop;
+	struct bus *bus;
+	struct store *store;
+	struct bus_sub *sub_points, *sub_edges, *sub_nodes, *sub_info;
+	char device_id[EP_TOKEN_MAX + 1];
+	char info_subject[EP_TOKEN_MAX + 16];
+	char health_subject[EP_TOKEN_MAX + 16];
+	int64_t max_clock_skew;
+	int64_t started; /* ep_time_now() at api_start */
+	uv_timer_t health;
+	bool stopped;
+	unsigned refs; /* 1 for the health timer until it is closed, 1 per operation */
+	unsigned queries; /* on the thread pool: they read the store */
+	uint64_t refused; /* requests answered with an error */
+};
+
+void api__ref(struct api *a);
+/* points.c: the clock-skew check of every point; 0 or EP_EFUTURE with eb set. */
+int api__check_times(struct api *a, const struct ep_points *pts, struct ep_errbuf *eb);
+void api__unref(struct api *a);
+
+/* Publishes {"ok":true}, or {"error":error} when error is not NULL, to reply.
+ * Nothing happens without a reply subject or after api_stop(). */
+void api__reply(struct api *a, const char *reply, const char *error);
+/* Counts and logs a refused request, then answers it with the error. */
+void api__refuse(struct api *a, const char *subject, const char *reply, const char *error);
+/* The error text of a store write status. */
+const char *api__store_error(int status);
+
+/* The handlers, each subscribed by api_start(). */
+void api__on_points(void *arg, const struct bus_msg *m);
+void api__on_edges(void *arg, const struct bus_msg *m);
+void api__on_nodes(void *arg, const struct bus_msg *m);
+void api__on_info(void *arg, const struct bus_msg *m);
+void api__on_health_timer(uv_timer_t *t);
+
+#endif
