@@ -85,6 +85,14 @@ struct config {
 	size_t nnodes;
 };
 
+/*
+ * The "points" object of a node of this type in the file's form, from its stored
+ * points: only the point types the file may set (status points such as "value" are
+ * left out), booleans as true/false, enumerations and strings as text. For
+ * "variable" nodes, keys other than "0" become an object. Free with cJSON_Delete().
+ */
+struct cJSON *config_points_to_cjson(const char *type, const struct ep_point *p, size_t n);
+
 /* The built-in default, used when serve runs without -c. */
 extern const char config_default_json[];
 

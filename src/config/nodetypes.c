@@ -388,6 +388,65 @@ int config__node_points(struct config__walk *w, const char *type, const cJSON *p
 	return t->check ? t->check(w, points) : 0;
 }
 
+/* The config form of one stored point of a typed node: NULL when the type has no
+ * such row (a status point such as "value"), or the point holds nothing usable. */
+static cJSON *typed_to_cjson(const struct prow *r, const struct ep_point *p)
+{
+	switch (r->kind) {
+	case P_NUMBER:
+	case P_INT:
+		return p->has_value ? cJSON_CreateNumber(p->value) : NULL;
+	case P_BOOL:
+		return p->has_value ? cJSON_CreateBool(p->value != 0) : NULL;
+	default:
+		return p->text ? cJSON_CreateString(p->text) : NULL;
+	}
+}
+
+static cJSON *any_to_cjson(const struct ep_point *p)
+{
+	if (p->text)
+		return cJSON_CreateString(p->text);
+	return p->has_value ? cJSON_CreateNumber(p->value) : NULL;
+}
+
+cJSON *config_points_to_cjson(const char *type, const struct ep_point *p, size_t n)
+{
+	const struct node_type *t = find_type(type);
+	cJSON *o = cJSON_CreateObject();
+
+	for (size_t i = 0; t && i < n; i++) {
+		cJSON *v = NULL;
+		if (p[i].tombstone)
+			continue;
+		if (t->rows == NULL) {
+			/* Variables: key "0" is the plain value, other keys an object. */
+			if ((v = any_to_cjson(&p[i])) == NULL)
+				continue;
+			if (strcmp(p[i].key, "0") == 0 && !cJSON_HasObjectItem(o, p[i].type)) {
+				cJSON_AddItemToObject(o, p[i].type, v);
+				continue;
+			}
+			cJSON *m = cJSON_GetObjectItemCaseSensitive(o, p[i].type);
+			if (m && !cJSON_IsObject(m)) { /* "0" came first: make it a member */
+				cJSON *first = cJSON_DetachItemFromObjectCaseSensitive(o, p[i].type);
+				m = cJSON_AddObjectToObject(o, p[i].type);
+				cJSON_AddItemToObject(m, "0", first);
+			} else if (m == NULL) {
+				m = cJSON_AddObjectToObject(o, p[i].type);
+			}
+			cJSON_AddItemToObject(m, p[i].key, v);
+			continue;
+		}
+		const struct prow *r = t->rows;
+		while (r->type && strcmp(r->type, p[i].type) != 0)
+			r++;
+		if (r->type && strcmp(p[i].key, "0") == 0 && (v = typed_to_cjson(r, &p[i])))
+			cJSON_AddItemToObject(o, r->type, v);
+	}
+	return o;
+}
+
 /* The string value of a member, or NULL (the rows have checked the kinds). */
 static const char *text_of(const cJSON *points, const char *type)
 {
