@@ -11,7 +11,7 @@ PACKAGES="
   libuv1-dev libsqlite3-dev sqlite3 libmbedtls-dev
   libnats-dev nats-server
   golang-go golang-github-nats-io-go-nats-dev
-  python3 python3-pytest python3-pymodbus socat mbpoll
+  python3 python3-pytest python3-pymodbus python3-serial python3-serial-asyncio socat mbpoll
   nodejs npm
 "
 

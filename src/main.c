@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "edgepoint/cli.h"
 #include "edgepoint/config.h"
 #include "edgepoint/service.h"
 
@@ -136,6 +137,14 @@ static int cmd_help(int argc, char **argv)
 static const struct command commands[] = {
 	{"serve", "serve [-c FILE]", "run the gateway", cmd_serve},
 	{"check-config", "check-config FILE", "validate a configuration file", cmd_check_config},
+	{"passwd", "passwd [--iterations N]", "hash a password for bus.auth.users", service_passwd},
+	{"get", "get NODE [TYPE[.KEY]]", "print a node's points from a running gateway", cli_get},
+	{"set", "set NODE TYPE[.KEY] VALUE|--text T", "write a point", cli_set},
+	{"tree", "tree [NODE]", "print the node tree", cli_tree},
+	{"watch", "watch [SUBJECT]", "print messages as they arrive (default p.>)", cli_watch},
+	{"export", "export", "print a configuration file that recreates the tree", cli_export},
+	{"import", "import FILE", "write a configuration file's nodes into the gateway", cli_import},
+	{"delete", "delete NODE", "delete a node", cli_delete},
 	{"version", "version", "print the version", cmd_version},
 	{"help", "help [COMMAND]", "explain a command", cmd_help},
 	{NULL, NULL, NULL, NULL},

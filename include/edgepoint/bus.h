@@ -32,6 +32,27 @@ struct bus_sub;
 #define BUS_DEFAULT_PING_INTERVAL (120 * EP_NS_PER_SEC)
 #define BUS_DEFAULT_MAX_PINGS_OUT 2
 #define BUS_DEFAULT_AUTH_TIMEOUT (2 * EP_NS_PER_SEC)
+#define BUS_DEFAULT_TLS_TIMEOUT (5 * EP_NS_PER_SEC)
+
+struct ep_tls_conf; /* edgepoint/tls.h */
+
+/*
+ * Permissions of one direction (publish or subscribe) for a bus user: NULL-ended
+ * lists of subjects, wildcards allowed. allow NULL or empty = everything allowed (an
+ * empty list counts as none, as in nats-server); deny NULL or empty = nothing denied.
+ * Deny wins over allow.
+ */
+struct bus_perm {
+	const char *const *allow;
+	const char *const *deny;
+};
+
+/* A bus user: CONNECT user/pass, the password checked against a bus_passwd hash. */
+struct bus_user {
+	const char *user;
+	const char *password_hash; /* "$pbkdf2-sha256$<iterations>$<salt>$<hash>" */
+	struct bus_perm publish, subscribe;
+};
 
 struct bus_opts {
 	const char *const *listen; /* "host:port", "[v6addr]:port"; port 0 = any free port */
@@ -44,6 +65,22 @@ struct bus_opts {
 	int64_t max_pings_out;     /* unanswered PINGs before "Stale Connection" */
 	int64_t auth_timeout;      /* ns to wait for CONNECT when authentication is on */
 	const char *server_name;   /* INFO server_name; NULL = the server id */
+	/*
+	 * TLS on every listener (tls.c): a server conf from ep_tls_conf_new(), not owned;
+	 * it must outlive the bus, i.e. be freed only after the loop has run the bus's
+	 * close callbacks. NULL = plain TCP. INFO then says tls_required (and tls_verify
+	 * when the conf requires client certificates); a client must complete the
+	 * handshake within tls_timeout ns of connecting, and its auth_timeout starts after.
+	 */
+	struct ep_tls_conf *tls;
+	int64_t tls_timeout;
+	/*
+	 * Authentication (auth.c): a token (CONNECT auth_token) or users (CONNECT
+	 * user/pass), not both; neither = an open bus. bus_start() copies them.
+	 */
+	const char *token;
+	const struct bus_user *users;
+	size_t nusers;
 };
 
 /*
@@ -220,5 +257,30 @@ void bus_parser_allow_headers(struct bus_parser *p, bool on);
 int bus_parse(struct bus_parser *p, const char *buf, size_t len, size_t *used,
 	      struct bus_op *op);
 enum bus_perr bus_parser_error(const struct bus_parser *p, const char **detail);
+
+/*
+ * Password hashes for bus users (auth_passwd.c): PBKDF2-HMAC-SHA256 in the text form
+ * "$pbkdf2-sha256$<iterations>$<salt>$<hash>", salt and hash in standard base64 with
+ * padding (RFC 4648 §4): a 16-byte random salt and a 32-byte key when made here; salts
+ * of 4..64 bytes and keys of 16..64 bytes are accepted. One verification costs about
+ * 2 µs per iteration on a 2 GHz x86 core (mbedTLS 2.28), several times that on small
+ * ARM cores, and runs on the loop thread; see docs/config.md, "bus.auth".
+ */
+#define BUS_PASSWD_ITERATIONS 4096
+#define BUS_PASSWD_MIN_ITERATIONS 1000
+#define BUS_PASSWD_MAX_ITERATIONS 1000000
+#define BUS_PASSWD_HASH_MAX 200 /* a hash line made here, with its NUL, fits */
+
+/*
+ * Hashes password (len bytes) with a fresh random salt into out (outsz bytes,
+ * BUS_PASSWD_HASH_MAX is enough). Returns 0, EP_ERANGE (iterations outside
+ * BUS_PASSWD_MIN..MAX_ITERATIONS), EP_ETOOBIG (out too small) or EP_ESYS (no entropy).
+ */
+int bus_passwd_hash(const char *password, size_t len, unsigned iterations, char *out,
+		    size_t outsz);
+/* 0 if hash is well formed, else EP_EINVAL with eb saying what is wrong (eb may be NULL). */
+int bus_passwd_check(const char *hash, struct ep_errbuf *eb);
+/* True if password matches hash (compared in constant time); false for a bad hash. */
+bool bus_passwd_verify(const char *hash, const char *password, size_t len);
 
 #endif

@@ -103,11 +103,20 @@ extern const char config_default_json[];
  */
 int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
 		 struct config *out, struct ep_errbuf *eb);
-/* Reads path and parses it. EP_EIO (with eb naming the file and errno) or as above. */
+/*
+ * Reads path and parses it. EP_EIO (with eb naming the file and errno) or as above.
+ * With bus.tls set it also loads the certificate, key and CA files as the bus will
+ * (a few ms), so a missing or wrong file is a configuration error (EP_ECONFIG):
+ *   "edgepoint.json: bus.tls: cert_file /etc/x.pem: cannot open: No such file or directory"
+ */
 int config_load(const char *path, struct config *out, struct ep_errbuf *eb);
 /* The embedded default, with data_dir from $EDGEPOINT_DATA or ./edgepoint-data. */
 int config_load_default(struct config *out, struct ep_errbuf *eb);
 void config_free(struct config *c);
+
+/* The TLS options of the bus listeners from bus.tls; the strings point into c. */
+struct ep_tls_opts;
+void config_bus_tls_opts(const struct config *c, struct ep_tls_opts *o);
 
 /*
  * A stable device id for a config without one: "ep-" and 12 hex digits of a SHA-256

@@ -43,7 +43,8 @@
 	X(AGAIN, -1017, "try again")                                       \
 	X(TOOBIG, -1018, "too large")                                      \
 	X(PERM, -1019, "permission denied")                                \
-	X(SYS, -1020, "system call failed")
+	X(SYS, -1020, "system call failed")                                \
+	X(TLS, -1021, "TLS error")
 
 enum ep_err {
 #define EP_ERR_ENUM(name, val, msg) EP_E##name = val,

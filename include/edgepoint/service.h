@@ -38,4 +38,11 @@ uint64_t service_watchdog_usec(void);
  */
 int service_serve(const char *config_path);
 
+/*
+ * `edgepoint passwd [--iterations N]` (argv[0] is "passwd"): reads a password from
+ * stdin (twice and without echo on a terminal) and prints its bus.auth password
+ * hash. Returns one of the EP_EXIT_* codes.
+ */
+int service_passwd(int argc, char **argv);
+
 #endif

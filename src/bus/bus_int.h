@@ -110,8 +110,11 @@ bool sl_subject_matches(const char *pattern, size_t plen, const char *subj, size
 bool sl_pattern_ok(const char *s, size_t n);
 
 /*
- * The transport under a connection. Plain TCP is built in (conn.c); TLS will wrap the
- * same socket and carry plaintext in and out through the same calls.
+ * The transport under a connection. Plain TCP is built in (conn.c); TLS (tls.c) wraps
+ * the same socket and carries plaintext in and out through the same calls. conn.c
+ * calls write() only right after a try_write() that took fewer than n bytes, with
+ * the rest of the same buffer, and never while a write() is pending; close() may
+ * come before start() (a refused connection).
  */
 struct bus_conn;
 struct bus_transport {
@@ -121,15 +124,15 @@ struct bus_transport {
 	void (*read_stop)(struct bus_conn *c);
 	/* Writes what it can now without blocking: bytes taken, or a negative code. */
 	int (*try_write)(struct bus_conn *c, const char *p, size_t n);
-	/* Writes p[0..n) in the background and calls bus_conn_on_written() when done;
-	 * p stays valid until then. */
+	/* Writes p[0..n) in the background and calls bus_conn_on_written() when done,
+	 * always from a later callback; p stays valid until then. */
 	int (*write)(struct bus_conn *c, const char *p, size_t n);
 	/* Closes every handle; each close callback calls bus_conn_on_handle_closed(). */
 	void (*close)(struct bus_conn *c);
 };
 
 /*
- * Authentication, plugged in later (token, users). When set, INFO says
+ * Authentication (auth.c plugs in a token or users from bus_opts). When set, INFO says
  * auth_required, CONNECT must come first and within auth_timeout, and check()
  * decides; a false answer gets -ERR 'Authorization Violation' and a close.
  */
@@ -139,6 +142,27 @@ struct bus_auth {
 	void *arg;
 };
 void bus_set_auth(struct bus *b, const struct bus_auth *a);
+
+/* auth.c, auth_perm.c: token and users from bus_opts; per-user permissions. */
+struct bus_plist {
+	bool set; /* false: no list */
+	size_t n;
+	char **v;
+	size_t *len;
+};
+struct bus_perms {
+	const char *user; /* for log lines */
+	struct bus_plist pub_allow, pub_deny, sub_allow, sub_deny;
+};
+/* Sets up what o asks for (nothing when it has no token and no users). */
+int bus_auth_start(struct bus *b, const struct bus_opts *o, struct ep_errbuf *eb);
+void bus_auth_free(struct bus *b);
+bool bus__plist_match(const struct bus_plist *l, const char *s, size_t n);
+/* With c->perms set: true if allowed, else the -ERR is queued and false returned. */
+bool bus_auth_can_pub(struct bus_conn *c, const char *subject, size_t n);
+bool bus_auth_can_sub(struct bus_conn *c, const struct bus_op *op);
+/* With c->perms set: false if the subscribe deny list covers subject. */
+bool bus_auth_may_receive(const struct bus_conn *c, const char *subject, size_t n);
 
 struct bus_listener {
 	struct bus *bus;
@@ -159,6 +183,7 @@ enum bus_close_reason {
 	BUS_CLOSE_AUTH,
 	BUS_CLOSE_MAX_CONN,
 	BUS_CLOSE_SERVER, /* bus_stop */
+	BUS_CLOSE_TLS,    /* TLS handshake failed or timed out, or a TLS error */
 };
 
 struct bus_conn {
@@ -177,6 +202,7 @@ struct bus_conn {
 
 	/* CONNECT options; the defaults are nats-server's. */
 	bool connected, verbose, pedantic, echo, headers, no_responders;
+	const struct bus_perms *perms; /* the authenticated user's; NULL = all allowed */
 
 	/* Output: obuf collects, wbuf is being written by the transport. */
 	char *obuf;
@@ -283,6 +309,8 @@ void bus_conn_flush(struct bus_conn *c);
 void bus_conn_close_now(struct bus_conn *c);
 void bus_conn_want_flush(struct bus_conn *c);
 extern const struct bus_transport bus_tcp_transport;
+/* tls.c: TLS over the same socket, for a bus with opts.tls. */
+extern const struct bus_transport bus_tls_transport;
 
 /* proto.c: what a connection does with each operation. */
 void bus_conn_dispatch(struct bus_conn *c, const struct bus_op *op);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bus/bus_int.h"
+#include "edgepoint/tls.h"
 
 #define OBUF_MIN 1024
 #define SHRINK_ABOVE (256 * 1024)
@@ -122,9 +123,12 @@ static void send_info(struct bus_conn *c)
 		      EP_VERSION);
 	p = json_esc(p, end - 300, c->listener->host);
 	p += snprintf(p, (size_t)(end - p),
-		      "\",\"port\":%d,\"headers\":true,%s\"max_payload\":%lld,"
+		      "\",\"port\":%d,\"headers\":true,%s%s\"max_payload\":%lld,"
 		      "\"client_id\":%llu,\"client_ip\":\"%s\"} \r\n",
 		      c->listener->port, b->auth.check ? "\"auth_required\":true," : "",
+		      !b->o.tls ? "" : ep_tls_conf_verify_peer(b->o.tls)
+				 ? "\"tls_required\":true,\"tls_verify\":true,"
+				 : "\"tls_required\":true,",
 		      (long long)b->o.max_payload, (unsigned long long)c->cid, c->ip);
 	bus_conn_queue(c, buf, (size_t)(p - buf));
 }
@@ -164,7 +168,7 @@ void bus_conn_accept(struct bus_listener *l)
 	struct bus_conn *c = ep_calloc(1, sizeof(*c));
 	c->bus = b;
 	c->listener = l;
-	c->tp = &bus_tcp_transport;
+	c->tp = b->o.tls ? &bus_tls_transport : &bus_tcp_transport;
 	uv_tcp_init(b->loop, &c->tcp);
 	uv_timer_init(b->loop, &c->timer);
 	c->tcp.data = c->timer.data = c;
@@ -191,13 +195,13 @@ void bus_conn_accept(struct bus_listener *l)
 		bus_conn_close(c, BUS_CLOSE_MAX_CONN, "maximum connections exceeded", true);
 		return;
 	}
+	bus_ping_start(c); /* before start(): TLS moves the auth deadline after the handshake */
 	int rc = c->tp->start(c);
 	if (rc < 0) {
 		bus_conn_close(c, BUS_CLOSE_READ_ERR, NULL, false);
 		return;
 	}
 	c->reading = true;
-	bus_ping_start(c);
 	ep_log(EP_LOG_DEBUG, "bus", "client %llu (%s) connected", (unsigned long long)c->cid,
 	       c->ip);
 }

@@ -4,18 +4,18 @@
  * a server). It does no I/O and no allocation per operation, so it can be fuzzed and
  * sits on the hot path of every connection.
  *
- * The operation name is matched byte by byte (case-insensitively, as nats-server
- * does); argument text is scanned with memchr up to the newline; a payload is read by
- * byte count and must be followed by "\r\n". When an operation is complete inside one
- * input buffer its strings point into that buffer; when it spans buffers, the
- * argument line and the payload are gathered into the parser's own buffers, which
- * are bounded by max_control_line and max_payload.
+ * The operation name is matched case-insensitively, as nats-server does: whole
+ * when it is all in the input, else byte by byte; argument text is scanned with
+ * memchr up to the newline; a payload is read by byte count and must be followed by
+ * "\r\n". When an operation is complete inside one input buffer its strings point
+ * into that buffer; when it spans buffers, the argument line and the payload are
+ * gathered into the parser's own buffers, which are bounded by max_control_line and
+ * max_payload.
  *
  * Limits mirror nats-server: argument text longer than max_control_line (not
  * counting the line end) fails, even before its newline arrives; a PUB or HPUB whose
  * size exceeds max_payload fails as soon as its control line is read.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,24 +30,26 @@ enum kind {
 #define DIR_S (1u << BUS_PARSE_SERVER)
 #define DIR_C (1u << BUS_PARSE_CLIENT)
 
+/* The most frequent operations first: the name matcher tries them in this order. */
 static const struct opdef {
 	const char *name;
+	size_t len;
 	enum bus_op_type type;
 	enum kind kind;
 	unsigned dirs;
 } ops[] = {
-	{"CONNECT", BUS_OP_CONNECT, K_JSON, DIR_S},
-	{"PUB", BUS_OP_PUB, K_ARGS, DIR_S},
-	{"HPUB", BUS_OP_HPUB, K_ARGS, DIR_S},
-	{"SUB", BUS_OP_SUB, K_ARGS, DIR_S},
-	{"UNSUB", BUS_OP_UNSUB, K_ARGS, DIR_S},
-	{"PING", BUS_OP_PING, K_LINE, DIR_S | DIR_C},
-	{"PONG", BUS_OP_PONG, K_LINE, DIR_S | DIR_C},
-	{"INFO", BUS_OP_INFO, K_JSON, DIR_S | DIR_C},
-	{"MSG", BUS_OP_MSG, K_ARGS, DIR_C},
-	{"HMSG", BUS_OP_HMSG, K_ARGS, DIR_C},
-	{"+OK", BUS_OP_OK, K_LINE, DIR_S | DIR_C},
-	{"-ERR", BUS_OP_ERR, K_ARGS, DIR_S | DIR_C},
+	{"PUB", 3, BUS_OP_PUB, K_ARGS, DIR_S},
+	{"MSG", 3, BUS_OP_MSG, K_ARGS, DIR_C},
+	{"HPUB", 4, BUS_OP_HPUB, K_ARGS, DIR_S},
+	{"HMSG", 4, BUS_OP_HMSG, K_ARGS, DIR_C},
+	{"PING", 4, BUS_OP_PING, K_LINE, DIR_S | DIR_C},
+	{"PONG", 4, BUS_OP_PONG, K_LINE, DIR_S | DIR_C},
+	{"SUB", 3, BUS_OP_SUB, K_ARGS, DIR_S},
+	{"UNSUB", 5, BUS_OP_UNSUB, K_ARGS, DIR_S},
+	{"CONNECT", 7, BUS_OP_CONNECT, K_JSON, DIR_S},
+	{"INFO", 4, BUS_OP_INFO, K_JSON, DIR_S | DIR_C},
+	{"+OK", 3, BUS_OP_OK, K_LINE, DIR_S | DIR_C},
+	{"-ERR", 4, BUS_OP_ERR, K_ARGS, DIR_S | DIR_C},
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 #define NAME_MAX_LEN 7
@@ -323,10 +325,13 @@ static struct bus_str str_of(const char *base, struct span s)
 
 static void emit(struct bus_parser *p, struct bus_op *op, const char *payload)
 {
+	static const struct bus_str none = {NULL, 0};
 	const char *line = line_base(p);
-	memset(op, 0, sizeof(*op));
+	/* Field by field: a memset of the struct is slower on this path. */
 	op->type = p->op->type;
+	op->arg = op->subject = op->reply = op->queue = op->sid = op->payload = none;
 	op->max = -1;
+	op->hdr_len = 0;
 	switch (op->type) {
 	case BUS_OP_CONNECT:
 	case BUS_OP_INFO:
@@ -359,10 +364,52 @@ static void emit(struct bus_parser *p, struct bus_op *op, const char *payload)
 	p->nlen = 0;
 }
 
+/* Upper case for ASCII letters only (toupper() in the C locale, without the call). */
+static char upper(char c)
+{
+	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/* The operation's name is complete: its arguments come next. */
+static void begin_op(struct bus_parser *p, const struct opdef *d)
+{
+	p->op = d;
+	p->line_ext = NULL;
+	p->line_len = p->alen = 0;
+	p->subject = p->reply = p->queue = p->sid = (struct span){0, 0};
+	p->state = d->kind == K_ARGS ? ST_BLANK : d->kind == K_JSON ? ST_SPC : ST_SKIP;
+}
+
+/*
+ * The fast path: a whole operation name of this direction at the start of s[0..n),
+ * matched in one step. Returns its length, or 0 to go byte by byte (too few bytes,
+ * or no name matches: the byte path then reports the error exactly as always). No
+ * name is a prefix of another, so this finds what the byte path would.
+ */
+static size_t whole_name(struct bus_parser *p, const char *s, size_t n)
+{
+	char first = upper(s[0]);
+	for (size_t i = 0; i < NOPS; i++) {
+		const struct opdef *d = &ops[i];
+		size_t k = 1;
+		if (d->name[0] != first || !(d->dirs & (1u << p->dir)) || d->len > n)
+			continue;
+		while (k < d->len && upper(s[k]) == d->name[k])
+			k++;
+		if (k < d->len)
+			continue;
+		memcpy(p->name, d->name, d->len); /* as the byte path leaves it, for errors */
+		p->nlen = d->len;
+		begin_op(p, d);
+		return k;
+	}
+	return 0;
+}
+
 /* Feeds one byte of an operation name. */
 static int name_byte(struct bus_parser *p, char c)
 {
-	char u = (char)toupper((unsigned char)c);
+	char u = upper(c);
 	if (p->nlen == 0 && p->need_connect && u != 'C')
 		return fail(p, BUS_PERR_AUTH, "operation before CONNECT:", &c, 1);
 	p->name[p->nlen++] = u;
@@ -374,11 +421,7 @@ static int name_byte(struct bus_parser *p, char c)
 		prefix = true;
 		if (d->name[p->nlen] != '\0')
 			continue;
-		p->op = d;
-		p->line_ext = NULL;
-		p->line_len = p->alen = 0;
-		p->subject = p->reply = p->queue = p->sid = (struct span){0, 0};
-		p->state = d->kind == K_ARGS ? ST_BLANK : d->kind == K_JSON ? ST_SPC : ST_SKIP;
+		begin_op(p, d);
 		return 0;
 	}
 	if (!prefix || p->nlen == NAME_MAX_LEN)
@@ -493,6 +536,13 @@ int bus_parse(struct bus_parser *p, const char *buf, size_t len, size_t *used,
 		char c = buf[i];
 		switch (p->state) {
 		case ST_OP:
+			if (p->nlen == 0 && !p->need_connect) {
+				size_t k = whole_name(p, buf + i, len - i);
+				if (k) {
+					i += k;
+					break;
+				}
+			}
 			if ((rc = name_byte(p, c)) < 0)
 				return rc;
 			i++;

@@ -11,6 +11,8 @@
  *            -ERR 'Invalid Publish Subject' and the message is routed anyway.
  *   SUB      an invalid subject gets -ERR 'Invalid Subject' (the connection stays);
  *            a sid already in use is ignored.
+ *   PUB, SUB of an authenticated user are checked against its permissions first
+ *            (auth_perm.c): a violation gets an -ERR and the connection stays.
  *   UNSUB    an unknown sid is ignored; a max not above the count delivered so far
  *            (or not a number) unsubscribes at once.
  *   PING     PONG.  PONG: clears the unanswered PING count.
@@ -148,6 +150,8 @@ static void on_pub(struct bus_conn *c, const struct bus_op *op)
 	activity(c);
 	if (c->pedantic && !bus_subject_literal(m.subject, m.subject_len))
 		bus_conn_send_err(c, "Invalid Publish Subject");
+	if (c->perms && !bus_auth_can_pub(c, m.subject, m.subject_len))
+		return;
 	ok(c);
 	bus_route(c->bus, c, &m);
 }
@@ -161,6 +165,8 @@ static struct bus_sub *find_sid(struct bus_conn *c, const struct bus_str *sid)
 static void on_sub(struct bus_conn *c, const struct bus_op *op)
 {
 	activity(c);
+	if (c->perms && !bus_auth_can_sub(c, op))
+		return;
 	if (find_sid(c, &op->sid)) {
 		ok(c);
 		return;

@@ -164,6 +164,9 @@ static bool deliver(struct bus *b, struct bus_conn *src, struct bus_sub *sub,
 		return false;
 	if (sub->conn && (sub->conn->closing || (sub->conn == src && !src->echo)))
 		return false;
+	if (sub->conn && sub->conn->perms &&
+	    !bus_auth_may_receive(sub->conn, m->subject, m->subject_len))
+		return false;
 	sub->delivered++;
 	if (sub->max && sub->delivered > sub->max) {
 		bus_sub_end(b, sub);
@@ -204,8 +207,10 @@ static void no_responders(struct bus *b, struct bus_conn *src, const struct bus_
 
 static bool route(struct bus *b, struct bus_conn *src, const struct bus_pubmsg *m, bool cstr)
 {
-	struct cview v = {0};
+	struct cview v; /* small[] is scratch: clearing it would cost more than routing */
 	bool delivered = false;
+
+	v.subject = v.reply = v.heap = NULL;
 
 	b->st.msgs_in++;
 	b->st.bytes_in += m->hdr_len + m->len;

@@ -63,6 +63,7 @@ static int fill_opts(struct bus_opts *o, const struct bus_opts *in, struct ep_er
 		{"max_pings_out", offsetof(struct bus_opts, max_pings_out),
 		 BUS_DEFAULT_MAX_PINGS_OUT},
 		{"auth_timeout", offsetof(struct bus_opts, auth_timeout), BUS_DEFAULT_AUTH_TIMEOUT},
+		{"tls_timeout", offsetof(struct bus_opts, tls_timeout), BUS_DEFAULT_TLS_TIMEOUT},
 	};
 	*o = *in;
 	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
@@ -178,6 +179,7 @@ static void flush_all(uv_prepare_t *h)
 static void bus_free(struct bus *b)
 {
 	bus_sub_reap(b);
+	bus_auth_free(b);
 	sl_destroy(&b->sl);
 	bus_htab_free(&b->reqs);
 	for (size_t i = 0; i < b->nls; i++)
@@ -216,6 +218,13 @@ int bus_start(uv_loop_t *loop, const struct bus_opts *o, struct bus **out,
 	int rc;
 	*out = NULL;
 	if ((rc = fill_opts(&b->o, o, eb)) < 0) {
+		ep_free(b);
+		return rc;
+	}
+	b->o.token = NULL;
+	b->o.users = NULL;
+	b->o.nusers = 0;
+	if ((rc = bus_auth_start(b, o, eb)) < 0) {
 		ep_free(b);
 		return rc;
 	}

@@ -91,6 +91,8 @@ int config__settings(struct config__walk *w, const cJSON *root, struct config *c
 int config__bus_tls(struct config__walk *w, const cJSON *v, struct config *c);
 int config__bus_auth(struct config__walk *w, const cJSON *v, struct config *c);
 void config__bus_tls_free(struct config *c);
+/* config_load(): loads bus.tls's files (when set); EP_ECONFIG with eb saying why. */
+int config__bus_tls_check(const struct config *c, struct ep_errbuf *eb);
 void config__bus_auth_free(struct config *c);
 
 /* nodes.c: the node tree under "nodes". */

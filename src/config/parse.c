@@ -1,7 +1,8 @@
 /*
  * parse.c - JSON text to struct config: syntax errors with line and column, then
  * the settings (schema.c) and the node tree (nodes.c); and config_load(), the one
- * function of the module that reads a file, and config_free().
+ * function of the module that reads files (the configuration, then bus.tls's
+ * certificates through bus_tls.c), and config_free().
  *
  * config_parse() does no I/O, so it can be fuzzed (tests/fuzz/fuzz_config.c). A
  * file is at most CONFIG_MAX_BYTES; its text is copied once (cJSON wants a NUL) and
@@ -216,6 +217,8 @@ int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
 	}
 	int64_t mtime = (int64_t)st.st_mtim.tv_sec * EP_NS_PER_SEC + st.st_mtim.tv_nsec;
 	rc = config_parse(path, text, len, mtime, out, eb);
+	if (rc == 0 && (rc = config__bus_tls_check(out, eb)) < 0)
+		config_free(out);
 out_free_text:
 	ep_free(text);
 out_close:

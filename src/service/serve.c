@@ -9,6 +9,9 @@
  * stops the pings and systemd restarts the service.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,8 +21,10 @@
 #include "edgepoint/api.h"
 #include "edgepoint/bus.h"
 #include "edgepoint/config.h"
+#include "edgepoint/modbus.h"
 #include "edgepoint/service.h"
 #include "edgepoint/store.h"
+#include "edgepoint/tls.h"
 
 struct serve {
 	uv_loop_t loop;
@@ -27,7 +32,9 @@ struct serve {
 	struct config cfg;
 	struct store *store;
 	struct bus *bus;
+	struct ep_tls_conf *bus_tls; /* freed after the loop has closed the bus */
 	struct api *api;
+	struct modbus *modbus;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uint64_t started_ms;
@@ -82,6 +89,7 @@ static void reload(struct serve *s)
 	}
 	ep_log_level = next.log_level;
 	api_set_max_clock_skew(s->api, next.max_clock_skew);
+	modbus_rescan(s->modbus); /* the merge bypassed the bus */
 	config_free(&s->cfg);
 	s->cfg = next;
 	ep_log(EP_LOG_NOTICE, "service", "configuration reloaded (bus and store settings "
@@ -113,6 +121,45 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* The configured bus users as the bus takes them (it copies what it keeps). */
+static struct bus_user *bus_users(const struct config_bus_auth *a)
+{
+	struct bus_user *u = ep_calloc(a->nusers ? a->nusers : 1, sizeof(*u));
+	for (size_t i = 0; i < a->nusers; i++) {
+		const struct config_bus_user *c = &a->users[i];
+		u[i] = (struct bus_user){
+			.user = c->user,
+			.password_hash = c->password_hash,
+			.publish = {(const char *const *)c->publish.allow,
+				    (const char *const *)c->publish.deny},
+			.subscribe = {(const char *const *)c->subscribe.allow,
+				      (const char *const *)c->subscribe.deny},
+		};
+	}
+	return u;
+}
+
+/*
+ * The bus listeners' TLS from bus.tls. config_load() has loaded the same files once
+ * already, so a failure here means they changed since. Certificates are read only
+ * here: a SIGHUP reload does not replace them (restart the service for that).
+ */
+static int bus_tls_conf(struct serve *s, struct ep_errbuf *eb)
+{
+	struct ep_tls_opts o;
+	struct ep_errbuf why = {{0}};
+	if (s->cfg.bus.tls.cert_file == NULL)
+		return 0;
+	config_bus_tls_opts(&s->cfg, &o);
+	if (ep_tls_conf_new(true, &o, &s->bus_tls, &why) < 0) {
+		ep_errbuf_set(eb, "%s: bus.tls: %s", s->cfg.path, why.msg);
+		return EP_ECONFIG;
+	}
+	ep_log(EP_LOG_INFO, "bus", "TLS with %s%s", o.cert_file,
+	       o.verify_peer ? ", client certificates required" : "");
+	return 0;
+}
+
 static int start(struct serve *s, struct ep_errbuf *eb)
 {
 	char path[4200];
@@ -134,6 +181,8 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		return rc;
 	if ((rc = config_apply(&s->cfg, s->store, eb)) < 0)
 		return rc;
+	if ((rc = bus_tls_conf(s, eb)) < 0)
+		return rc;
 	struct bus_opts bo = {
 		.listen = (const char *const *)s->cfg.bus.listen,
 		.nlisten = s->cfg.bus.nlisten,
@@ -145,8 +194,16 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		.max_pings_out = s->cfg.bus.max_pings_out,
 		.auth_timeout = s->cfg.bus.auth_timeout,
 		.server_name = s->cfg.device_id,
+		.token = s->cfg.bus.auth.token,
+		.nusers = s->cfg.bus.auth.nusers,
 	};
-	if ((rc = bus_start(&s->loop, &bo, &s->bus, eb)) < 0)
+	struct bus_user *users = bus_users(&s->cfg.bus.auth);
+	bo.users = users;
+	bo.tls = s->bus_tls;
+	bo.tls_timeout = s->cfg.bus.tls.timeout;
+	rc = bus_start(&s->loop, &bo, &s->bus, eb);
+	ep_free(users);
+	if (rc < 0)
 		return rc;
 	struct api_opts ao = {.loop = &s->loop,
 			      .device_id = s->cfg.device_id,
@@ -156,11 +213,16 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		ep_errbuf_set(eb, "cannot start the data plane: %s", ep_strerror(rc));
 		return rc;
 	}
+	if ((rc = modbus_start(&s->loop, s->bus, s->api, s->cfg.device_id, &s->modbus)) < 0) {
+		ep_errbuf_set(eb, "cannot start the Modbus module: %s", ep_strerror(rc));
+		return rc;
+	}
 	return 0;
 }
 
 static void stop(struct serve *s)
 {
+	modbus_stop(s->modbus); /* its workers end; nothing more is published */
 	if (s->store)
 		store_flush(s->store); /* acknowledgements still go out on the bus */
 	api_stop(s->api);
@@ -170,6 +232,8 @@ static void stop(struct serve *s)
 	store_close(s->store);
 	uv_walk(&s->loop, close_walk, NULL);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
+	ep_tls_conf_free(s->bus_tls); /* its sessions went with the bus's close callbacks */
+	s->bus_tls = NULL;
 }
 
 int service_serve(const char *config_path)
@@ -179,6 +243,15 @@ int service_serve(const char *config_path)
 	int code = EP_EXIT_OK;
 
 	ep_log_init();
+#ifdef __GLIBC__
+	/*
+	 * Blocks of 128 KiB and more (the bus's output for a slow reader, a big payload)
+	 * come from mmap and go back to the system when freed. By default glibc raises
+	 * this threshold after the first such free, and the heap then keeps the memory
+	 * of the biggest burst for good.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 	if (load_config(config_path, &s.cfg, &eb) < 0) {
 		fprintf(stderr, "edgepoint: %s\n", eb.msg);
 		return EP_EXIT_CONFIG;

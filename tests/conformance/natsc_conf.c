@@ -4,7 +4,7 @@
  * edgepoint: the point is a client that nobody here wrote.
  *
  *   natsc_conf URL CASE [--token T] [--user U --password P] [--ca FILE]
- *              [--max-payload N]
+ *              [--cert FILE --key FILE] [--max-payload N]
  *
  * Each case prints one "ok - ..." line per thing it checked and exits 0 when all
  * passed, or prints "not ok - ..." and exits 1 at the first failure (2 for usage).
@@ -31,6 +31,8 @@ struct args {
 	const char *user;
 	const char *password;
 	const char *ca;
+	const char *cert; /* client certificate and key (mTLS) */
+	const char *key;
 	int max_payload; /* expected INFO max_payload; 0 = do not check */
 };
 
@@ -114,6 +116,8 @@ static natsStatus conn(natsConnection **nc)
 		s = natsOptions_LoadCATrustedCertificates(o, A.ca);
 	if (s == NATS_OK && A.ca)
 		s = natsOptions_SetExpectedHostname(o, "127.0.0.1");
+	if (s == NATS_OK && A.cert)
+		s = natsOptions_LoadCertificatesChain(o, A.cert, A.key);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, o);
 	natsOptions_Destroy(o);
@@ -526,6 +530,26 @@ static void case_tls_bad_ca(void)
 	ok("refused: %s (%s)", natsStatus_GetText(s), e ? e : "");
 }
 
+static void case_mtls(void)
+{
+	natsConnection *nc = must_conn();
+
+	ok("TLS connection with client certificate %s", A.cert);
+	roundtrip(nc, "over mutual TLS");
+	natsConnection_Destroy(nc);
+}
+
+static void case_mtls_no_cert(void)
+{
+	natsConnection *nc = NULL;
+	natsStatus s = conn(&nc);
+	const char *e = nats_GetLastError(NULL);
+
+	if (s == NATS_OK)
+		fail("connected without a client certificate to a server that requires one");
+	ok("refused: %s (%s)", natsStatus_GetText(s), e ? e : "");
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -544,12 +568,14 @@ static const struct {
 	{"auth_user_bad", case_auth_bad},
 	{"tls", case_tls},
 	{"tls_bad_ca", case_tls_bad_ca},
+	{"mtls", case_mtls},
+	{"mtls_no_cert", case_mtls_no_cert},
 };
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: natsc_conf URL CASE [--token T] [--user U --password P] "
-			"[--ca FILE] [--max-payload N]\n");
+			"[--ca FILE] [--cert FILE --key FILE] [--max-payload N]\n");
 	exit(2);
 }
 
@@ -575,6 +601,10 @@ int main(int argc, char **argv)
 			A.password = v;
 		else if (!strcmp(argv[k], "--ca"))
 			A.ca = v;
+		else if (!strcmp(argv[k], "--cert"))
+			A.cert = v;
+		else if (!strcmp(argv[k], "--key"))
+			A.key = v;
 		else if (!strcmp(argv[k], "--max-payload"))
 			A.max_payload = atoi(v);
 		else

@@ -37,14 +37,16 @@ TOKEN = "conformance-token-7f3a"
 USER = "alice"
 PASSWORD = "wonder land 42"
 
-KINDS = ("plain", "token", "users", "tls")
+KINDS = ("plain", "token", "users", "tls", "mtls")
+TLS_KINDS = ("tls", "mtls")  # mtls: client certificates required and verified
 
 
 # --- certificates --------------------------------------------------------------------
 
 class Certs:
     """A CA, a server certificate for 127.0.0.1 (IP SAN) and localhost signed by it,
-    and a second, unrelated CA that must not verify the server."""
+    a client certificate signed by it (for mtls), and a second, unrelated CA that
+    must not verify the server."""
 
     def __init__(self, d):
         self.dir = d
@@ -53,6 +55,8 @@ class Certs:
         self.cert = os.path.join(d, "server.pem")
         self.key = os.path.join(d, "server.key")
         self.other_ca = os.path.join(d, "other-ca.pem")
+        self.client_cert = os.path.join(d, "client.pem")
+        self.client_key = os.path.join(d, "client.key")
 
 
 def _openssl(args, cwd):
@@ -82,6 +86,16 @@ def make_certs(d):
                 "extendedKeyUsage=serverAuth\n")
     _openssl(["x509", "-req", "-in", csr, "-CA", c.ca, "-CAkey", c.ca_key,
               "-CAcreateserial", "-out", c.cert, "-days", "2", "-extfile", ext], d)
+    csr = os.path.join(d, "client.csr")
+    _openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+              "-keyout", c.client_key, "-out", csr, "-subj", "/CN=conformance client"], d)
+    ext = os.path.join(d, "client.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    _openssl(["x509", "-req", "-in", csr, "-CA", c.ca, "-CAkey", c.ca_key,
+              "-CAcreateserial", "-out", c.client_cert, "-days", "2", "-extfile", ext], d)
     return c
 
 
@@ -114,6 +128,10 @@ class NatsServer:
         elif kind == "tls":
             lines.append("tls { cert_file: %s, key_file: %s, timeout: 5 }"
                          % (_quote(certs.cert), _quote(certs.key)))
+        elif kind == "mtls":
+            lines.append("tls { cert_file: %s, key_file: %s, ca_file: %s, verify: true, "
+                         "timeout: 5 }" % (_quote(certs.cert), _quote(certs.key),
+                                           _quote(certs.ca)))
         elif kind != "plain":
             raise ValueError(kind)
         with open(self.conf_path, "w") as f:
@@ -121,7 +139,7 @@ class NatsServer:
 
     @property
     def url(self):
-        return ("tls://" if self.kind == "tls" else "nats://") + "127.0.0.1:%d" % self.port
+        return ("tls://" if self.kind in TLS_KINDS else "nats://") + "127.0.0.1:%d" % self.port
 
     def start(self):
         if not os.access(NATS_SERVER, os.X_OK):
@@ -181,6 +199,9 @@ def edgepoint_bus_config(port, kind="plain", certs=None, limits=None):
         bus["auth"] = {"users": [{"user": USER, "password_hash": password_hash(PASSWORD)}]}
     elif kind == "tls":
         bus["tls"] = {"cert_file": certs.cert, "key_file": certs.key}
+    elif kind == "mtls":
+        bus["tls"] = {"cert_file": certs.cert, "key_file": certs.key, "ca_file": certs.ca,
+                      "verify_clients": True}
     elif kind != "plain":
         raise ValueError(kind)
     return bus
@@ -199,7 +220,7 @@ class Edgepoint:
 
     @property
     def url(self):
-        return ("tls://" if self.kind == "tls" else "nats://") + "127.0.0.1:%d" % self.port
+        return ("tls://" if self.kind in TLS_KINDS else "nats://") + "127.0.0.1:%d" % self.port
 
     def start(self):
         if not os.access(BIN, os.X_OK):
@@ -253,7 +274,7 @@ class ServerPool:
                                  % (target, kind, out[-4000:]))
         if s is None:
             d = self.tmp.mktemp("%s-%s" % (target, kind))
-            certs = self.certs() if kind == "tls" else None
+            certs = self.certs() if kind in TLS_KINDS else None
             try:
                 s = TARGETS[target](d, kind, certs).start()
             except Exception as e:  # remembered for the next tests of this key

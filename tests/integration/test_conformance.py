@@ -7,17 +7,13 @@ the suite, not in the bus.
 """
 import pytest
 
-from peers import (LIMITS, PASSWORD, TOKEN, USER, conformance_clients,  # noqa: F401
-                   run_conformance, server_pool)
+from peers import (LIMITS, PASSWORD, TLS_KINDS, TOKEN, USER,  # noqa: F401
+                   conformance_clients, run_conformance, server_pool)
 
 # The cases edgepoint cannot run YET: their config keys (bus.auth.*, bus.tls.*) and
 # features are part of the bus issue. These parametrizations are not generated at all
 # (not skipped). This set MUST BE EMPTY when the bus issue is resolved.
-EDGEPOINT_PENDING = {
-    "auth_token_ok", "auth_token_bad",
-    "auth_user_ok", "auth_user_bad",
-    "tls", "tls_bad_ca",
-}
+EDGEPOINT_PENDING = set()
 
 CLIENTS = ("c", "go", "js")
 TARGETS = ("nats-server", "edgepoint")
@@ -38,6 +34,8 @@ CASES = {
     "auth_user_bad": ("users", ["--user", USER, "--password", PASSWORD + "-wrong"]),
     "tls": ("tls", ["--ca", "{ca}"]),
     "tls_bad_ca": ("tls", ["--ca", "{other_ca}"]),
+    "mtls": ("mtls", ["--ca", "{ca}", "--cert", "{client_cert}", "--key", "{client_key}"]),
+    "mtls_no_cert": ("mtls", ["--ca", "{ca}"]),
 }
 
 
@@ -56,9 +54,10 @@ def params():
 def test_conformance(conformance_clients, server_pool, client, target, case):
     kind, opts = CASES[case]
     srv = server_pool.get(target, kind)
-    if kind == "tls":
+    if kind in TLS_KINDS:
         certs = server_pool.certs()
-        opts = [o.format(ca=certs.ca, other_ca=certs.other_ca) for o in opts]
+        opts = [o.format(ca=certs.ca, other_ca=certs.other_ca, client_cert=certs.client_cert,
+                         client_key=certs.client_key) for o in opts]
     rc, out = run_conformance(conformance_clients, client, srv.url, case, *opts)
     print(out)
     server_pool.assert_alive(target, kind, out)

@@ -91,6 +91,7 @@ static bool run_one(struct ep_test *t, bool nofork)
 		FILE *f = freopen(logpath, "w", stderr);
 		if (f == NULL)
 			_exit(99);
+		setvbuf(stderr, NULL, _IONBF, 0); /* an abort() must not lose the message */
 		dup2(fileno(stderr), STDOUT_FILENO);
 		alarm(TEST_TIMEOUT_SEC);
 		t->fn();

@@ -2,7 +2,8 @@
 // (Debian golang-github-nats-io-go-nats-dev, built offline in GOPATH mode:
 // GO111MODULE=off GOPATH=/usr/share/gocode go build). A client nobody here wrote.
 //
-//	natsgo_conf URL CASE [--token T] [--user U --password P] [--ca FILE] [--max-payload N]
+//	natsgo_conf URL CASE [--token T] [--user U --password P] [--ca FILE]
+//	            [--cert FILE --key FILE] [--max-payload N]
 //
 // Each case prints one "ok - ..." line per thing it checked and exits 0 when all
 // passed, or prints "not ok - ..." and exits 1 at the first failure (2 for usage).
@@ -24,6 +25,7 @@ import (
 
 var (
 	url, token, user, password, ca string
+	cert, key                      string // client certificate and key (mTLS)
 	maxPayload                     int64
 	prefix                         string
 )
@@ -57,6 +59,9 @@ func conn() (*nats.Conn, error) {
 	}
 	if ca != "" {
 		opts = append(opts, nats.RootCAs(ca), nats.Secure())
+	}
+	if cert != "" {
+		opts = append(opts, nats.ClientCert(cert, key))
 	}
 	return nats.Connect(url, opts...)
 }
@@ -402,6 +407,25 @@ func caseTLSBadCA() {
 	ok("refused: %v", err)
 }
 
+func caseMTLS() {
+	nc := mustConn()
+	defer nc.Close()
+	if _, err := nc.TLSConnectionState(); err != nil {
+		fail("not a TLS connection: %v", err)
+	}
+	ok("TLS connection with client certificate %s", cert)
+	roundtrip(nc, "over mutual TLS")
+}
+
+func caseMTLSNoCert() {
+	nc, err := conn()
+	if err == nil {
+		nc.Close()
+		fail("connected without a client certificate to a server that requires one")
+	}
+	ok("refused: %v", err)
+}
+
 var cases = map[string]func(){
 	"connect":        caseConnect,
 	"pubsub":         casePubsub,
@@ -417,10 +441,12 @@ var cases = map[string]func(){
 	"auth_user_bad":  caseAuthBad,
 	"tls":            caseTLS,
 	"tls_bad_ca":     caseTLSBadCA,
+	"mtls":           caseMTLS,
+	"mtls_no_cert":   caseMTLSNoCert,
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: natsgo_conf URL CASE [--token T] [--user U --password P] [--ca FILE] [--max-payload N]")
+	fmt.Fprintln(os.Stderr, "usage: natsgo_conf URL CASE [--token T] [--user U --password P] [--ca FILE] [--cert FILE --key FILE] [--max-payload N]")
 	os.Exit(2)
 }
 
@@ -444,6 +470,10 @@ func main() {
 			password = v
 		case "--ca":
 			ca = v
+		case "--cert":
+			cert = v
+		case "--key":
+			key = v
 		case "--max-payload":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

@@ -2,7 +2,8 @@
 // client (npm "nats" v2, installed in tests/js by scripts/setup.sh). A client nobody
 // here wrote.
 //
-//   node conf.mjs URL CASE [--token T] [--user U --password P] [--ca FILE] [--max-payload N]
+//   node conf.mjs URL CASE [--token T] [--user U --password P] [--ca FILE]
+//                 [--cert FILE --key FILE] [--max-payload N]
 //
 // Each case prints one "ok - ..." line per thing it checked and exits 0 when all
 // passed, or prints "not ok - ..." and exits 1 at the first failure (2 for usage).
@@ -20,7 +21,7 @@ const { connect, headers, ErrorCode } = nats;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const opt = { token: "", user: "", password: "", ca: "", maxPayload: 0 };
+const opt = { token: "", user: "", password: "", ca: "", cert: "", key: "", maxPayload: 0 };
 let url = "";
 let prefix = "";
 
@@ -45,6 +46,7 @@ function conn() {
     o.pass = opt.password;
   }
   if (opt.ca) o.tls = { caFile: opt.ca };
+  if (opt.cert) o.tls = { ...o.tls, certFile: opt.cert, keyFile: opt.key };
   return connect(o);
 }
 
@@ -346,6 +348,34 @@ async function caseTlsBadCa() {
   fail(`connected although the server's certificate is not from ${opt.ca}`);
 }
 
+async function caseMtls() {
+  const nc = await mustConn();
+  if (nc.info.tls_verify !== true) fail("INFO tls_verify is not true");
+  ok(`TLS connection with client certificate ${opt.cert}`);
+  await roundtrip(nc, "over mutual TLS");
+  await nc.close();
+}
+
+async function caseMtlsNoCert() {
+  let nc;
+  try {
+    nc = await conn();
+  } catch (e) {
+    ok("refused: " + (describe(e) + " " + (e.chainedError ? describe(e.chainedError) : "")).trim());
+    return;
+  }
+  // TLS 1.3 (nats-server): the client may finish its handshake before the server
+  // refuses the certificate; the refusal then closes the connection at the first flush.
+  try {
+    await nc.flush();
+  } catch (e) {
+    ok("refused after the handshake: " + describe(e));
+    return;
+  }
+  await nc.close();
+  fail("connected without a client certificate to a server that requires one");
+}
+
 const cases = {
   connect: caseConnect,
   pubsub: casePubsub,
@@ -361,10 +391,12 @@ const cases = {
   auth_user_bad: caseAuthBad,
   tls: caseTls,
   tls_bad_ca: caseTlsBadCa,
+  mtls: caseMtls,
+  mtls_no_cert: caseMtlsNoCert,
 };
 
 function usage() {
-  console.error("usage: conf.mjs URL CASE [--token T] [--user U --password P] [--ca FILE] [--max-payload N]");
+  console.error("usage: conf.mjs URL CASE [--token T] [--user U --password P] [--ca FILE] [--cert FILE --key FILE] [--max-payload N]");
   process.exit(2);
 }
 
@@ -380,6 +412,8 @@ for (let k = 2; k < argv.length; k += 2) {
     case "--user": opt.user = v; break;
     case "--password": opt.password = v; break;
     case "--ca": opt.ca = v; break;
+    case "--cert": opt.cert = v; break;
+    case "--key": opt.key = v; break;
     case "--max-payload": opt.maxPayload = Number(v); break;
     default: usage();
   }

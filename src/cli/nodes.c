@@ -1,0 +1,276 @@
+/*
+ * nodes.c - `edgepoint get`, `set`, `delete` and `tree`: reading and changing one
+ * node's points, deleting a node, and printing the tree, through the gateway's
+ * nodes.*, p.* and e.* subjects.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/internal.h"
+#include "edgepoint/point.h"
+
+/* "type" or "type.key" into its parts; false when either is not a token. */
+static bool split_point(const char *s, char *type, char *key)
+{
+	const char *dot = strchr(s, '.');
+	size_t tl = dot ? (size_t)(dot - s) : strlen(s);
+	if (!ep_token_validn(s, tl) || (dot && !ep_token_valid(dot + 1)))
+		return false;
+	memcpy(type, s, tl);
+	type[tl] = '\0';
+	ep_strlcpy(key, dot ? dot + 1 : "", EP_TOKEN_MAX + 1);
+	return true;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void print_json(const cJSON *v)
+{
+	char *s = cJSON_Print(v);
+	puts(s);
+	cJSON_free(s);
+}
+
+static const char get_help[] =
+	"Prints a node's points: all of them, those of one TYPE, or the value of one\n"
+	"point (TYPE.KEY; TYPE alone means key 0 when only the value is printed).\n"
+	"Example: edgepoint get t1 value\n";
+
+int cli_get(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct cli c;
+	char type[EP_TOKEN_MAX + 1] = "", key[EP_TOKEN_MAX + 1] = "";
+	cJSON *reply, *nodes;
+	int rc = cli_parse(argc, argv, "get NODE [TYPE[.KEY]]", get_help, 1, 2, &o);
+	if (rc >= 0)
+		return rc;
+	if (!ep_token_valid(o.args[0]))
+		return cli_usage_error("get", "'%s' is not a node id", o.args[0]);
+	if (o.nargs == 2 && !split_point(o.args[1], type, key))
+		return cli_usage_error("get", "'%s' is not TYPE or TYPE.KEY", o.args[1]);
+	if ((rc = cli_open(&c, "get", &o)) != 0)
+		return rc;
+	if ((rc = cli_nodes(&c, "all", o.args[0], NULL, &reply, &nodes)) != 0)
+		goto out_close;
+	const cJSON *n = cJSON_GetArrayItem(nodes, 0);
+	const cJSON *pts = cJSON_GetObjectItemCaseSensitive(n, "points");
+	cJSON *sel = cJSON_CreateArray();
+	const cJSON *p;
+	cJSON_ArrayForEach(p, pts) {
+		if (type[0] && strcmp(str(p, "type"), type) != 0)
+			continue;
+		if (key[0] && strcmp(str(p, "key"), key) != 0)
+			continue;
+		cJSON_AddItemToArray(sel, cJSON_Duplicate(p, true));
+	}
+	if (type[0] && cJSON_GetArraySize(sel) == 0) {
+		rc = cli_fail("get", "%s has no point %s%s%s (edgepoint get %s lists them)",
+			      o.args[0], type, key[0] ? "." : "", key, o.args[0]);
+	} else if (o.json) {
+		print_json(type[0] ? sel : n);
+	} else if (type[0] && cJSON_GetArraySize(sel) == 1) {
+		char v[256];
+		cli_point_value(cJSON_GetArrayItem(sel, 0), v, sizeof(v));
+		puts(v);
+	} else {
+		printf("%s (%s) under %s%s\n", str(n, "id"), str(n, "type"), str(n, "parent"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "tombstone")) ? ", deleted"
+										   : "");
+		cJSON_ArrayForEach(p, sel) {
+			char name[2 * EP_TOKEN_MAX + 2], v[256];
+			const char *k = str(p, "key");
+			snprintf(name, sizeof(name), "%s%s%s", str(p, "type"),
+				 strcmp(k, "0") ? "." : "", strcmp(k, "0") ? k : "");
+			cli_point_value(p, v, sizeof(v));
+			printf("  %-24s %-24s %s\n", name, v, str(p, "time"));
+		}
+	}
+	cJSON_Delete(sel);
+	cJSON_Delete(reply);
+out_close:
+	cli_close(&c);
+	return rc;
+}
+
+static const char set_help[] =
+	"Writes one point of NODE: VALUE is a number or true/false; --text TEXT sets a\n"
+	"text instead. The point gets the current time and wins over older values.\n"
+	"Example: edgepoint set t1 valueSet 42.5\n";
+
+int cli_set(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct cli c;
+	char type[EP_TOKEN_MAX + 1], key[EP_TOKEN_MAX + 1];
+	int rc = cli_parse(argc, argv, "set NODE TYPE[.KEY] VALUE | --text TEXT", set_help, 2, 3,
+			   &o);
+	if (rc >= 0)
+		return rc;
+	if (!ep_token_valid(o.args[0]))
+		return cli_usage_error("set", "'%s' is not a node id", o.args[0]);
+	if (!split_point(o.args[1], type, key))
+		return cli_usage_error("set", "'%s' is not TYPE or TYPE.KEY", o.args[1]);
+	if ((o.nargs == 3) == (o.text != NULL))
+		return cli_usage_error("set", "give a VALUE or --text TEXT (one of them)");
+
+	struct ep_point p;
+	ep_point_init(&p);
+	ep_strlcpy(p.type, type, sizeof(p.type));
+	if (key[0])
+		ep_strlcpy(p.key, key, sizeof(p.key));
+	p.time = ep_time_now();
+	if (o.text) {
+		p.text = (char *)o.text; /* borrowed until the JSON is made */
+	} else {
+		const char *v = o.args[2];
+		char *end;
+		p.has_value = true;
+		if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+			p.value = v[0] == 't';
+		} else {
+			p.value = strtod(v, &end);
+			if (end == v || *end != '\0' || p.value != p.value)
+				return cli_usage_error("set", "'%s' is not a number or true/false; "
+						       "use --text for text", v);
+		}
+	}
+	char *json = ep_points_to_json(&p, 1);
+	char subject[EP_TOKEN_MAX + 8];
+	snprintf(subject, sizeof(subject), "p.%s", o.args[0]);
+	if ((rc = cli_open(&c, "set", &o)) == 0) {
+		rc = cli_request_ok(&c, subject, json);
+		if (rc == 0 && !o.json)
+			printf("%s %s = %s\n", o.args[0], o.args[1], o.text ? o.text : o.args[2]);
+		else if (rc == 0)
+			printf("{\"ok\":true}\n");
+		cli_close(&c);
+	}
+	ep_free(json);
+	return rc;
+}
+
+static const char delete_help[] =
+	"Deletes NODE (a tombstone on its edge to its parent). The node and its points\n"
+	"stay in the store; writing tombstone 0 on the edge restores it.\n";
+
+int cli_delete(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct cli c;
+	cJSON *reply, *nodes;
+	int rc = cli_parse(argc, argv, "delete NODE", delete_help, 1, 1, &o);
+	if (rc >= 0)
+		return rc;
+	if (!ep_token_valid(o.args[0]))
+		return cli_usage_error("delete", "'%s' is not a node id", o.args[0]);
+	if ((rc = cli_open(&c, "delete", &o)) != 0)
+		return rc;
+	if ((rc = cli_nodes(&c, "all", o.args[0], NULL, &reply, &nodes)) == 0) {
+		char parent[EP_TOKEN_MAX + 1], subject[2 * EP_TOKEN_MAX + 8];
+		char body[96];
+		char t[EP_TIME_TEXT_MAX];
+		ep_strlcpy(parent, str(cJSON_GetArrayItem(nodes, 0), "parent"), sizeof(parent));
+		cJSON_Delete(reply);
+		snprintf(subject, sizeof(subject), "e.%s.%s", o.args[0], parent);
+		snprintf(body, sizeof(body), "[{\"type\":\"tombstone\",\"value\":1,\"time\":\"%s\"}]",
+			 ep_time_format(ep_time_now(), t));
+		rc = cli_request_ok(&c, subject, body);
+		if (rc == 0 && o.json)
+			printf("{\"ok\":true}\n");
+		else if (rc == 0)
+			printf("deleted %s (was under %s)\n", o.args[0], parent);
+	}
+	cli_close(&c);
+	return rc;
+}
+
+/* --- tree ------------------------------------------------------------------- */
+
+/* Adds the children of node n (recursively) as n's "children" array. */
+static int fetch_children(struct cli *c, cJSON *n, int depth)
+{
+	cJSON *reply, *nodes;
+	const char *filter = c->o->deleted ? "{\"tombstone\":true}" : NULL;
+	if (depth > 64)
+		return cli_fail(c->cmd, "the tree is deeper than 64 levels");
+	int rc = cli_nodes(c, str(n, "id"), "all", filter, &reply, &nodes);
+	if (rc != 0)
+		return rc;
+	cJSON *kids = cJSON_DetachItemFromObjectCaseSensitive(reply, "nodes");
+	cJSON_Delete(reply);
+	cJSON *k;
+	cJSON_ArrayForEach(k, kids) {
+		if ((rc = fetch_children(c, k, depth + 1)) != 0)
+			break;
+	}
+	cJSON_AddItemToObject(n, "children", kids);
+	return rc;
+}
+
+static void print_tree(const cJSON *n, const char *prefix, bool last, bool top)
+{
+	char next[512];
+	const cJSON *k, *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
+	printf("%s%s%s (%s)%s\n", prefix, top ? "" : (last ? "`-- " : "|-- "), str(n, "id"),
+	       str(n, "type"),
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "tombstone")) ? " [deleted]" : "");
+	snprintf(next, sizeof(next), "%s%s", prefix, top ? "" : (last ? "    " : "|   "));
+	int i = 0, count = cJSON_GetArraySize(kids);
+	cJSON_ArrayForEach(k, kids)
+		print_tree(k, next, ++i == count, false);
+}
+
+/* Drops what the tree view does not show. */
+static void slim(cJSON *n)
+{
+	cJSON *k;
+	cJSON_DeleteItemFromObjectCaseSensitive(n, "points");
+	cJSON_DeleteItemFromObjectCaseSensitive(n, "edgePoints");
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children"))
+		slim(k);
+}
+
+static const char tree_help[] =
+	"Prints the node tree under NODE (default: the whole tree from the device).\n"
+	"--deleted includes deleted nodes.\n";
+
+int cli_tree(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct cli c;
+	cJSON *reply, *nodes;
+	int rc = cli_parse(argc, argv, "tree [NODE] [--deleted]", tree_help, 0, 1, &o);
+	if (rc >= 0)
+		return rc;
+	if (o.nargs == 1 && !ep_token_valid(o.args[0]))
+		return cli_usage_error("tree", "'%s' is not a node id", o.args[0]);
+	if ((rc = cli_open(&c, "tree", &o)) != 0)
+		return rc;
+	if (o.nargs == 1)
+		rc = cli_nodes(&c, "all", o.args[0], NULL, &reply, &nodes);
+	else
+		rc = cli_nodes(&c, "root", "all", NULL, &reply, &nodes);
+	if (rc == 0) {
+		cJSON *n;
+		cJSON_ArrayForEach(n, nodes) {
+			if ((rc = fetch_children(&c, n, 0)) != 0)
+				break;
+			slim(n);
+		}
+		if (rc == 0) {
+			if (o.json)
+				print_json(o.nargs == 1 ? cJSON_GetArrayItem(nodes, 0) : nodes);
+			else
+				cJSON_ArrayForEach(n, nodes)
+					print_tree(n, "", true, true);
+		}
+		cJSON_Delete(reply);
+	}
+	cli_close(&c);
+	return rc;
+}

@@ -1,0 +1,442 @@
+/*
+ * module.c - the Modbus module's life cycle and its view of the node tree.
+ *
+ * At start it queries the children of the device; groups are searched recursively,
+ * modbus nodes become buses and their modbusIo children IOs. Then it follows the
+ * bus: p.<node> for points of the nodes it knows (settings, valueSet, value in
+ * server mode) and e.<node>.<parent> for nodes created, moved, deleted or restored
+ * under the device, a group or a bus. A created node's points are read with a node
+ * query; points that arrive for a node while queries are in flight are kept and
+ * replayed when the node appears, and last-write-wins makes every overlap harmless.
+ * One bus's changes never touch another bus.
+ *
+ * The index maps node ids to what the module made of them (a small chained hash
+ * table; ids are unique across the tree).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "edgepoint/bus.h"
+#include "modbus/internal.h"
+
+#define EARLY_MAX 10000 /* points kept for unknown nodes while queries run */
+
+enum ent_kind { ENT_GROUP, ENT_BUS, ENT_IO };
+
+struct mb_ent {
+	struct mb_ent *next;
+	char id[EP_TOKEN_MAX + 1];
+	char parent[EP_TOKEN_MAX + 1]; /* groups and buses */
+	enum ent_kind kind;
+	void *ptr;
+};
+
+/* --- the index ----------------------------------------------------------------- */
+
+static size_t hash(const char *s)
+{
+	size_t h = 14695981039346656037u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static struct mb_ent *find(struct modbus *m, const char *id)
+{
+	if (m->nslots == 0)
+		return NULL;
+	for (struct mb_ent *e = m->slots[hash(id) % m->nslots]; e; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static void grow(struct modbus *m)
+{
+	size_t n = m->nslots ? m->nslots * 2 : 64;
+	struct mb_ent **s = ep_calloc(n, sizeof(*s));
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct mb_ent *e = m->slots[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			e->next = s[hash(e->id) % n];
+			s[hash(e->id) % n] = e;
+		}
+	}
+	ep_free(m->slots);
+	m->slots = s;
+	m->nslots = n;
+}
+
+static struct mb_ent *add(struct modbus *m, const char *id, enum ent_kind kind, void *ptr,
+			  const char *parent)
+{
+	if (m->nents + 1 > m->nslots)
+		grow(m);
+	struct mb_ent *e = ep_calloc(1, sizeof(*e));
+	ep_strlcpy(e->id, id, sizeof(e->id));
+	ep_strlcpy(e->parent, parent, sizeof(e->parent));
+	e->kind = kind;
+	e->ptr = ptr;
+	size_t h = hash(id) % m->nslots;
+	e->next = m->slots[h];
+	m->slots[h] = e;
+	m->nents++;
+	return e;
+}
+
+static void del(struct modbus *m, const char *id)
+{
+	if (m->nslots == 0)
+		return;
+	for (struct mb_ent **pe = &m->slots[hash(id) % m->nslots]; *pe; pe = &(*pe)->next) {
+		if (strcmp((*pe)->id, id) != 0)
+			continue;
+		struct mb_ent *e = *pe;
+		*pe = e->next;
+		ep_free(e);
+		m->nents--;
+		return;
+	}
+}
+
+struct mb_io *mb_find_io(struct modbus *m, const char *id)
+{
+	struct mb_ent *e = find(m, id);
+	return e && e->kind == ENT_IO ? e->ptr : NULL;
+}
+
+void mb_publish(struct modbus *m, const char *node, const struct ep_point *p, size_t n)
+{
+	if (m->stopping)
+		return;
+	if (m->sink)
+		m->sink(m->sink_arg, node, p, n);
+	else
+		api_write_points(m->api, node, p, n, NULL, NULL);
+}
+
+/* --- removing nodes ---------------------------------------------------------------- */
+
+static void remove_bus(struct modbus *m, struct mb_bus *b)
+{
+	for (size_t i = 0; i < b->nios; i++)
+		del(m, b->ios[i]->id);
+	del(m, b->id);
+	mb_bus_free(b);
+}
+
+/* A group went away: everything under it goes too. */
+static void remove_group(struct modbus *m, const char *id)
+{
+	bool again = true;
+	del(m, id);
+	while (again) {
+		again = false;
+		for (size_t i = 0; i < m->nslots && !again; i++) {
+			for (struct mb_ent *e = m->slots[i]; e; e = e->next) {
+				if (e->kind == ENT_IO || strcmp(e->parent, id) != 0)
+					continue;
+				char child[EP_TOKEN_MAX + 1];
+				ep_strlcpy(child, e->id, sizeof(child));
+				if (e->kind == ENT_BUS)
+					remove_bus(m, e->ptr);
+				else
+					remove_group(m, child);
+				again = true; /* the table changed under the iteration */
+				break;
+			}
+		}
+	}
+}
+
+static void remove_node(struct modbus *m, const char *id, const char *parent)
+{
+	struct mb_ent *e = find(m, id);
+	if (e == NULL)
+		return;
+	if (e->kind == ENT_IO) {
+		struct mb_io *io = e->ptr;
+		if (io->bus == NULL || strcmp(io->bus->id, parent) != 0)
+			return; /* the old edge of a move: the IO lives on elsewhere */
+		mb_bus_remove_io(io->bus, io);
+		del(m, id);
+		mb_io_free(io);
+	} else if (strcmp(e->parent, parent) == 0) {
+		if (e->kind == ENT_BUS)
+			remove_bus(m, e->ptr);
+		else
+			remove_group(m, id);
+	}
+}
+
+/* --- adding nodes -------------------------------------------------------------------- */
+
+static void scan(struct modbus *m, const char *parent, const char *type);
+
+/* Points that came for id before it was known. */
+static void replay(struct modbus *m, const char *id, struct mb_ent *e)
+{
+	for (size_t i = 0; i < m->early.n; i++) {
+		if (strcmp(m->early_node[i], id) != 0)
+			continue;
+		if (e->kind == ENT_BUS)
+			mb_bus_points(e->ptr, &m->early.v[i], 1);
+		else if (e->kind == ENT_IO)
+			mb_io_points(e->ptr, &m->early.v[i], 1, true);
+	}
+}
+
+static bool is_container(struct modbus *m, const char *id)
+{
+	struct mb_ent *e = find(m, id);
+	return e && e->kind == ENT_GROUP;
+}
+
+/* A node under parent, from a query: what the module makes of it. */
+static void take_node(struct modbus *m, const struct api_node *n, const char *parent)
+{
+	struct mb_ent *e = find(m, n->id), *pe = find(m, parent);
+
+	if (strcmp(n->type, "group") == 0 && is_container(m, parent)) {
+		if (e && e->kind != ENT_GROUP)
+			return;
+		if (e == NULL)
+			add(m, n->id, ENT_GROUP, NULL, parent);
+		else
+			ep_strlcpy(e->parent, parent, sizeof(e->parent));
+		scan(m, n->id, NULL);
+	} else if (strcmp(n->type, "modbus") == 0 && is_container(m, parent)) {
+		if (e && e->kind != ENT_BUS)
+			return;
+		if (e == NULL) {
+			e = add(m, n->id, ENT_BUS, mb_bus_new(m, n->id, parent), parent);
+			replay(m, n->id, e);
+		}
+		ep_strlcpy(e->parent, parent, sizeof(e->parent));
+		ep_strlcpy(((struct mb_bus *)e->ptr)->parent, parent, EP_TOKEN_MAX + 1);
+		mb_bus_points(e->ptr, n->points.v, n->points.n);
+		scan(m, n->id, "modbusIo");
+	} else if (strcmp(n->type, "modbusIo") == 0 && pe && pe->kind == ENT_BUS) {
+		struct mb_bus *b = pe->ptr;
+		if (e && e->kind != ENT_IO)
+			return;
+		if (e == NULL) {
+			struct mb_io *io = mb_io_new(n->id);
+			e = add(m, n->id, ENT_IO, io, parent);
+			mb_io_points(io, n->points.v, n->points.n, false);
+			mb_bus_add_io(b, io);
+			replay(m, n->id, e);
+			return;
+		}
+		struct mb_io *io = e->ptr;
+		if (io->bus != b) { /* moved here from another bus */
+			if (io->bus)
+				mb_bus_remove_io(io->bus, io);
+			mb_io_points(io, n->points.v, n->points.n, false);
+			mb_bus_add_io(b, io);
+		} else {
+			mb_io_points(io, n->points.v, n->points.n, false);
+		}
+	}
+}
+
+struct query {
+	struct modbus *m;
+	char parent[EP_TOKEN_MAX + 1]; /* "" = as the store says */
+};
+
+static void query_done(struct modbus *m)
+{
+	if (--m->queries == 0) {
+		ep_points_free(&m->early);
+		ep_points_init(&m->early);
+		ep_free(m->early_node);
+		m->early_node = NULL;
+	}
+}
+
+static void on_query(void *arg, int status, const char *error, const struct api_node *v,
+		     size_t n)
+{
+	struct query *q = arg;
+	struct modbus *m = q->m;
+	for (size_t i = 0; status == 0 && !m->stopping && i < n; i++)
+		take_node(m, &v[i], q->parent[0] ? q->parent : v[i].parent);
+	if (status < 0 && !m->stopping)
+		ep_log(EP_LOG_DEBUG, "modbus", "node query: %s", error ? error : ep_strerror(status));
+	ep_free(q);
+	query_done(m);
+}
+
+static void query(struct modbus *m, const struct api_query *aq, const char *parent)
+{
+	struct query *q = ep_calloc(1, sizeof(*q));
+	q->m = m;
+	ep_strlcpy(q->parent, parent ? parent : "", sizeof(q->parent));
+	m->queries++;
+	int rc = api_query_nodes(m->api, aq, on_query, q);
+	if (rc < 0) {
+		ep_log(EP_LOG_WARN, "modbus", "cannot query nodes under %s: %s",
+		       aq->parent ? aq->parent : aq->node, ep_strerror(rc));
+		ep_free(q);
+		query_done(m);
+	}
+}
+
+/* The children of parent (of one type, or any). */
+static void scan(struct modbus *m, const char *parent, const char *type)
+{
+	struct api_query aq = {.parent = parent, .type = type};
+	if (m->api)
+		query(m, &aq, parent);
+}
+
+/* --- following the bus ---------------------------------------------------------------- */
+
+static void on_points(void *arg, const char *node, const struct ep_point *p, size_t n)
+{
+	struct modbus *m = arg;
+	struct mb_ent *e = find(m, node);
+	if (e == NULL) {
+		for (size_t i = 0; m->queries > 0 && i < n && m->early.n < EARLY_MAX; i++) {
+			ep_point_copy(ep_points_add(&m->early), &p[i]);
+			m->early_node = ep_realloc(m->early_node,
+						   m->early.cap * sizeof(*m->early_node));
+			ep_strlcpy(m->early_node[m->early.n - 1], node, EP_TOKEN_MAX + 1);
+		}
+		return;
+	}
+	if (e->kind == ENT_BUS)
+		mb_bus_points(e->ptr, p, n);
+	else if (e->kind == ENT_IO)
+		mb_io_points(e->ptr, p, n, true);
+}
+
+/* e.<node>.<parent>: create (nodeType), delete (tombstone 1), restore (tombstone 0). */
+static void on_edge(void *arg, const struct bus_msg *msg)
+{
+	struct modbus *m = arg;
+	char node[EP_TOKEN_MAX + 1], parent[EP_TOKEN_MAX + 1];
+	const char *n = msg->subject + 2, *dot = strchr(n, '.');
+	struct ep_points pts;
+	struct ep_errbuf eb;
+	const char *type = NULL;
+	int tomb = -1;
+
+	if (dot == NULL || !ep_token_validn(n, (size_t)(dot - n)) || !ep_token_valid(dot + 1))
+		return;
+	ep_strlcpy(node, n, (size_t)(dot - n) + 1);
+	ep_strlcpy(parent, dot + 1, sizeof(parent));
+	if (find(m, parent) == NULL && find(m, node) == NULL)
+		return; /* nothing the module looks after */
+	ep_points_init(&pts);
+	if (ep_points_from_json(msg->data, msg->len, ep_time_now(), &pts, &eb) < 0)
+		goto out;
+	for (size_t i = 0; i < pts.n; i++) {
+		if (strcmp(pts.v[i].type, "nodeType") == 0 && pts.v[i].text)
+			type = pts.v[i].text;
+		else if (strcmp(pts.v[i].type, "tombstone") == 0)
+			tomb = pts.v[i].has_value ? pts.v[i].value != 0 : pts.v[i].tombstone;
+	}
+	if (tomb == 1) {
+		remove_node(m, node, parent);
+	} else if (type || tomb == 0) {
+		/* New, moved or restored: its points (and, for a restore, its type) come
+		 * from the store. A node the store does not have yet has no points. */
+		struct api_query aq = {.node = node, .include_deleted = true};
+		if (type) {
+			struct api_node an = {.points = {0}, .edge_points = {0}};
+			ep_strlcpy(an.id, node, sizeof(an.id));
+			ep_strlcpy(an.type, type, sizeof(an.type));
+			take_node(m, &an, parent);
+		}
+		query(m, &aq, parent);
+	}
+out:
+	ep_points_free(&pts);
+}
+
+/* --- life cycle -------------------------------------------------------------------------- */
+
+struct modbus *mb_module_new(uv_loop_t *loop,
+			     void (*sink)(void *, const char *, const struct ep_point *, size_t),
+			     void *arg)
+{
+	struct modbus *m = ep_calloc(1, sizeof(*m));
+	m->loop = loop;
+	m->sink = sink;
+	m->sink_arg = arg;
+	ep_points_init(&m->early);
+	return m;
+}
+
+int modbus_start(uv_loop_t *loop, struct bus *bus, struct api *api, const char *device_id,
+		 struct modbus **out)
+{
+	struct modbus *m = mb_module_new(loop, NULL, NULL);
+	int rc;
+
+	m->bus = bus;
+	m->api = api;
+	ep_strlcpy(m->device, device_id, sizeof(m->device));
+	if ((rc = api_subscribe_points(api, "*", on_points, m, &m->psub)) < 0)
+		goto out_free;
+	if ((rc = bus_subscribe(bus, "e.*.*", NULL, on_edge, m, &m->esub)) < 0)
+		goto out_unsub;
+	add(m, device_id, ENT_GROUP, NULL, "root");
+	scan(m, device_id, NULL);
+	*out = m;
+	return 0;
+
+out_unsub:
+	api_unsubscribe_points(api, m->psub);
+out_free:
+	ep_free(m);
+	return rc;
+}
+
+void modbus_rescan(struct modbus *m)
+{
+	if (m && !m->stopping)
+		scan(m, m->device, NULL);
+}
+
+void mb_module_free(struct modbus *m)
+{
+	struct mb_bus **buses = ep_malloc((m->nents + 1) * sizeof(*buses));
+	size_t nb = 0;
+
+	m->stopping = true;
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct mb_ent *e = m->slots[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			if (e->kind == ENT_BUS)
+				buses[nb++] = e->ptr;
+			ep_free(e);
+		}
+	}
+	ep_free(m->slots);
+	m->slots = NULL;
+	m->nslots = m->nents = 0;
+	for (size_t i = 0; i < nb; i++)
+		mb_bus_free(buses[i]);
+	ep_free(buses);
+	while (m->open_handles > 0 || m->queries > 0)
+		uv_run(m->loop, UV_RUN_ONCE);
+	ep_points_free(&m->early);
+	ep_free(m->early_node);
+	ep_free(m);
+}
+
+void modbus_stop(struct modbus *m)
+{
+	if (m == NULL)
+		return;
+	if (m->api)
+		api_unsubscribe_points(m->api, m->psub);
+	if (m->bus)
+		bus_unsubscribe(m->bus, m->esub);
+	mb_module_free(m);
+}

@@ -1,0 +1,394 @@
+"""The bus at its limits, seen from outside: hundreds of concurrent connections,
+max_connections, a slow consumer and the daemon's memory, stale connections, and the
+classes of malformed input that test_raw_protocol.py does not already cover (random
+garbage, huge control lines, bad payload sizes, payloads without their CRLF, NUL
+bytes, UTF-8 junk).
+
+Where nats-server has the same limit, the test runs against it too, with an
+equivalent generated config, and the expected bytes are what nats-server 2.9.10
+(Debian 12) sends; the edgepoint run must send the same. Readiness and every "has it
+happened yet" are polled (conftest.wait_for), never slept for.
+"""
+import os
+import random
+import resource
+import socket
+import time
+
+import pytest
+
+from conftest import NatsClient, wait_for
+from peers import NatsServer, server_pool  # noqa: F401
+
+TARGETS = ("nats-server", "edgepoint")
+C = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+OPEN, CLOSED = "open", "closed"
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def tcp_connections(pid):
+    """How many TCP connections (listeners not counted) process pid holds open."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[9] in inodes and fields[3] != "0A":  # 0A: LISTEN
+                    n += 1
+    return n
+
+
+def vmrss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        if hard != resource.RLIM_INFINITY and hard < n:
+            pytest.skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, n))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+class Conn:
+    """A raw client socket: exact bytes out, everything that comes back kept in buf."""
+
+    def __init__(self, port, rcvbuf=None, timeout=10):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+        self.closed = False
+
+    def send(self, data):
+        """Sends data; False when the server has closed (its error is then in buf)."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def fill(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return False
+        self.buf += chunk
+        return True
+
+    def wait(self, pred, timeout=10, what="data"):
+        deadline = time.monotonic() + timeout
+        while not pred(self.buf):
+            left = deadline - time.monotonic()
+            if self.closed or left <= 0:
+                raise AssertionError("no %s (have %r, closed=%s)" % (what, self.buf[-300:], self.closed))
+            self.fill(left)
+
+    def line(self):
+        self.wait(lambda b: b"\r\n" in b, what="line")
+        i = self.buf.index(b"\r\n") + 2
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def until_pong(self):
+        self.send(b"PING\r\n")
+        self.wait(lambda b: b"PONG\r\n" in b, what="PONG")
+        i = self.buf.index(b"PONG\r\n")
+        out, self.buf = self.buf[:i], self.buf[i + 6:]
+        return out
+
+    def wait_closed(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self.fill(deadline - time.monotonic())
+        return self.closed
+
+    def close(self):
+        self.sock.close()
+
+
+def handshake(port, connect=C, rcvbuf=None):
+    c = Conn(port, rcvbuf)
+    assert c.line().startswith(b"INFO {")
+    c.send(connect)
+    assert c.until_pong() == b""
+    return c
+
+
+def serves(port):
+    """The server still delivers: one subscriber, one message, on a new connection."""
+    c = handshake(port)
+    try:
+        c.send(b"SUB still.alive 1\r\nPUB still.alive 2\r\nok\r\n")
+        return c.until_pong() == b"MSG still.alive 1 2\r\nok\r\n"
+    finally:
+        c.close()
+
+
+def nats_server(tmp_path, lines):
+    """A nats-server with the test's extra config lines, on a free port."""
+    ns = NatsServer(tmp_path / "nats-server")
+    with open(ns.conf_path, "a") as f:
+        f.write("\n".join(lines) + "\n")
+    return ns.start()
+
+
+def edgepoint(daemon_factory, **bus):
+    d = daemon_factory()
+    d.config["bus"].update(bus)
+    d.write_config()
+    return d.start()
+
+
+# --- many connections ------------------------------------------------------------------
+
+def test_500_concurrent_connections(daemon_factory):
+    n = 500
+    raise_nofile(n + 200)
+    d = edgepoint(daemon_factory, max_connections=n + 10)
+    pid = d.proc.pid
+    conns = []
+    try:
+        for _ in range(n):
+            conns.append(Conn(d.port))
+        for c in conns:
+            assert c.line().startswith(b"INFO {")
+            c.send(C + b"SUB fan.out 1\r\n")
+        for c in conns:
+            assert c.until_pong() == b""
+        assert tcp_connections(pid) == n
+        pub = NatsClient(d.port)
+        pub.pub("fan.out", "to all")
+        pub.ping()
+        for c in conns:
+            c.wait(lambda b: b.endswith(b"\r\nto all\r\n"), what="the message")
+            assert c.buf == b"MSG fan.out 1 6\r\nto all\r\n"
+        pub.close()
+    finally:
+        for c in conns:
+            c.close()
+    wait_for(lambda: tcp_connections(pid) == 0, timeout=30, what="the connections to close")
+    assert d.proc.poll() is None
+    assert serves(d.port)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_max_connections(tmp_path, daemon_factory, target):
+    if target == "nats-server":
+        port = nats_server(tmp_path, ["max_connections: 3"]).port
+    else:
+        port = edgepoint(daemon_factory, max_connections=3).port
+    held = [handshake(port) for _ in range(3)]
+    try:
+        over = Conn(port)
+        assert over.line().startswith(b"INFO {")
+        assert over.wait_closed(), over.buf
+        assert over.buf == b"-ERR 'maximum connections exceeded'\r\n"
+        over.close()
+        # One leaves: a newcomer gets in (once the server has seen the close).
+        held.pop().close()
+
+        def newcomer():
+            c = Conn(port)
+            c.line()
+            c.send(C + b"PING\r\n")
+            c.wait(lambda b: b"PONG" in b or b"-ERR" in b)
+            if b"PONG" in c.buf:
+                return c
+            c.close()
+            return None
+        held.append(wait_for(newcomer, timeout=10, what="a free connection slot"))
+        assert serves_nothing_more(port)
+    finally:
+        for c in held:
+            c.close()
+
+
+def serves_nothing_more(port):
+    """The server is full again: the next client is turned away."""
+    c = Conn(port)
+    try:
+        c.line()
+        return c.wait_closed() and c.buf == b"-ERR 'maximum connections exceeded'\r\n"
+    finally:
+        c.close()
+
+
+# --- slow consumer and memory ------------------------------------------------------------
+
+def test_slow_consumer_is_cut_off_and_memory_stays_bounded(daemon_factory):
+    max_pending = 256 * 1024
+    d = daemon_factory(env={
+        # ASan keeps freed memory in a quarantine (256 MiB by default), which would
+        # hide what the daemon itself holds; the release build has none.
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=0"})
+    d.config["bus"].update(max_pending=max_pending, max_payload=64 * 1024)
+    d.write_config()
+    d.start()
+    pid = d.proc.pid
+    slow = handshake(d.port, rcvbuf=4096)
+    slow.send(b"SUB flood 1\r\n")
+    assert slow.until_pong() == b""
+    pub = handshake(d.port)
+    base = vmrss_kib(pid)
+    peak = base
+    msg = b"PUB flood 1024\r\n" + b"x" * 1024 + b"\r\n"
+    batch = msg * 64
+    sent = 0
+    cut_at = None
+    while sent < 64 * 1024 * 1024 and cut_at is None:
+        assert pub.send(batch), "the publisher was cut off: %r" % pub.buf
+        sent += len(batch)
+        peak = max(peak, vmrss_kib(pid))
+        if "slow consumer" in d.output():
+            cut_at = time.monotonic()
+    assert cut_at is not None, "no slow consumer after %d bytes:\n%s" % (sent, d.output())
+    # Drain at once: the -ERR is queued behind the write in flight, which has a second
+    # to complete before the connection is dropped without it.
+    assert slow.wait_closed(), "the slow consumer was not closed"
+    assert slow.buf.endswith(b"-ERR 'Slow Consumer'\r\n"), slow.buf[-200:]
+    assert slow.buf.count(b"-ERR") == 1
+    # The flood goes on with nobody to take it.
+    for _ in range(256):
+        assert pub.send(batch), "the publisher was cut off: %r" % pub.buf
+        peak = max(peak, vmrss_kib(pid))
+    # Growth stays within a few times max_pending (the output buffer, the write in
+    # flight, a copy while growing), plus what the allocator keeps of freed small
+    # chunks (ASan's keeps more), however much is published.
+    growth = (peak - base) * 1024
+    assert growth < 4 * max_pending + 512 * 1024, (
+        "VmRSS grew by %d KiB (base %d KiB, peak %d KiB)" % (growth // 1024, base, peak))
+    # The publisher keeps working, and the bus still delivers.
+    assert pub.until_pong() == b""
+    other = handshake(d.port)
+    other.send(b"SUB after 1\r\n")
+    assert other.until_pong() == b""
+    pub.send(b"PUB after 2\r\nok\r\n")
+    assert pub.until_pong() == b""
+    other.wait(lambda b: b == b"MSG after 1 2\r\nok\r\n", what="the message after the flood")
+    for c in (slow, pub, other):
+        c.close()
+    assert serves(d.port)
+
+
+# --- stale connections ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_stale_connection(tmp_path, daemon_factory, target):
+    if target == "nats-server":
+        port = nats_server(tmp_path, ['ping_interval: "200ms"', "ping_max: 2"]).port
+    else:
+        port = edgepoint(daemon_factory, ping_interval="200ms", max_pings_out=2).port
+    mute = handshake(port)
+    lively = handshake(port)
+    t0 = time.monotonic()
+    answered = 0
+    # The mute client is dropped; the lively one, which answers, stays however many
+    # intervals pass.
+    while not mute.closed or answered < 4:
+        assert time.monotonic() - t0 < 10, (mute.buf, lively.buf, answered)
+        if not mute.closed:
+            mute.fill(0.01)
+        lively.fill(0.01)
+        assert not lively.closed, lively.buf
+        while b"PING\r\n" in lively.buf:
+            assert lively.buf.startswith(b"PING\r\n"), lively.buf
+            lively.buf = lively.buf[6:]
+            lively.send(b"PONG\r\n")
+            answered += 1
+        if mute.closed:
+            assert mute.buf == b"PING\r\nPING\r\n-ERR 'Stale Connection'\r\n"
+    assert lively.until_pong().replace(b"PING\r\n", b"") == b""
+    mute.close()
+    lively.close()
+
+
+# --- malformed input -----------------------------------------------------------------------
+
+GARBAGE = b"\x8f" + bytes(random.Random(7).randrange(256) for _ in range(255))
+
+# (name, bytes sent after CONNECT, what nats-server 2.9.10 sends, state after)
+MALFORMED = [
+    ("random_garbage", GARBAGE, b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("huge_garbage", b"a" * (1 << 20), b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("huge_control_line_in_one_write", b"SUB " + b"s" * (1 << 20) + b" 1\r\n",
+     b"-ERR 'maximum control line exceeded'\r\n", CLOSED),
+    ("huge_connect", b'CONNECT {"name":"' + b"n" * 8000 + b'"}\r\n',
+     b"-ERR 'maximum control line exceeded'\r\n", CLOSED),
+    ("payload_size_not_a_number", b"PUB foo abc\r\nx\r\n", b"", CLOSED),
+    ("payload_size_negative", b"PUB foo -1\r\n", b"", CLOSED),
+    ("payload_size_over_nine_digits", b"PUB foo 1234567890\r\n", b"", CLOSED),
+    ("payload_size_then_junk", b"PUB foo 5 x\r\nhello\r\n", b"", CLOSED),
+    ("header_size_over_total_size", b"HPUB foo 20 10\r\n", b"", CLOSED),
+    ("payload_without_crlf", b"PUB foo 5\r\nhelloPING\r\n",
+     b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("payload_ended_by_lf_only", b"PUB foo 5\r\nhello\n",
+     b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("payload_ended_by_cr_cr_lf", b"PUB foo 5\r\nhello\r\r\n",
+     b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("nul_bytes_as_operation", b"\x00\x00\x00\x00\r\n",
+     b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("nul_inside_operation_name", b"PU\x00B foo 1\r\nx\r\n",
+     b"-ERR 'Unknown Protocol Operation'\r\n", CLOSED),
+    ("nul_bytes_in_payload_are_data", b"SUB foo 1\r\nPUB foo 5\r\nh\x00l\x00o\r\n",
+     b"MSG foo 1 5\r\nh\x00l\x00o\r\n", OPEN),
+    ("nul_in_subject_is_a_subject_byte", b"SUB a.\x00 5\r\nPUB a.\x00 1\r\nx\r\n",
+     b"MSG a.\x00 5 1\r\nx\r\n", OPEN),
+    ("utf8_subject", "SUB été.€ 9\r\nPUB été.€ 2\r\nhi\r\n".encode(),
+     "MSG été.€ 9 2\r\nhi\r\n".encode(), OPEN),
+    ("invalid_utf8_subject", b"SUB foo\xff 7\r\nPUB foo\xff 1\r\nz\r\n",
+     b"MSG foo\xff 7 1\r\nz\r\n", OPEN),
+    ("utf8_junk_as_operation", "é€\r\n".encode(), b"-ERR 'Unknown Protocol Operation'\r\n",
+     CLOSED),
+]
+
+
+def converse(port, connect, data):
+    """Sends CONNECT, data and PING; returns (what came back before the PONG, "open"),
+    or (everything that came back, "closed") when the server closed."""
+    c = Conn(port)
+    try:
+        assert c.line().startswith(b"INFO {")
+        if c.send(connect) and c.send(data) and c.send(b"PING\r\n"):
+            c.wait(lambda b: b.endswith(b"PONG\r\n") or c.closed, what="PONG or a close")
+        else:
+            c.wait_closed()
+        if c.closed:
+            return c.buf, CLOSED
+        return c.buf[:-len(b"PONG\r\n")], OPEN
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name,data,expect,state", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_input(server_pool, target, name, data, expect, state):
+    srv = server_pool.get(target)
+    connect = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
+    got, got_state = converse(srv.port, connect, data)
+    detail = "%s sent %r, then the connection was %s" % (target, got[-300:], got_state)
+    server_pool.assert_alive(target, "plain", detail)
+    assert got == expect and got_state == state, detail + "; nats-server: %r, %s" % (expect, state)
+    assert serves(srv.port), "%s stopped serving other clients after %s" % (target, name)
