@@ -164,3 +164,38 @@ def test_help():
     for cmd in ("get", "set", "tree", "watch", "export", "import", "delete"):
         r = run(["help", cmd])
         assert r.returncode == 0 and ("usage: edgepoint " + cmd) in r.stdout
+
+
+def test_acknowledged_set_survives_sigkill(tmp_path):
+    d = Daemon(tmp_path, name="kill", config={"nodes": TREE}).start()
+    url = ["-s", "nats://127.0.0.1:%d" % d.port]
+    r = run(["set", "v1", "setpoint", "77.125"] + url)
+    assert r.returncode == 0, r.stderr
+    d.proc.kill()
+    d.proc.wait()
+    d.start()
+    try:
+        assert run(["get", "v1", "setpoint"] + url).stdout.strip() == "77.125"
+    finally:
+        d.stop()
+
+
+def test_token_and_tls_options(tmp_path):
+    from peers import make_certs
+    certs = make_certs(str(tmp_path / "certs"))
+    d = Daemon(tmp_path, name="sec", config={
+        "nodes": TREE,
+        "bus": {"auth": {"token": "s3cret"}, "tls": {"cert_file": certs.cert, "key_file": certs.key}}})
+    d.config["bus"]["listen"] = ["127.0.0.1:%d" % d.port]
+    d.write_config()
+    d.start()
+    try:
+        url = ["-s", "tls://127.0.0.1:%d" % d.port]
+        r = run(["get", "v1", "setpoint", "--token", "s3cret", "--tls-ca", certs.ca] + url)
+        assert r.returncode == 0 and r.stdout.strip() == "20.5", r.stderr
+        r = run(["get", "v1", "setpoint", "--token", "wrong", "--tls-ca", certs.ca] + url)
+        assert r.returncode == 1 and "Authorization Violation" in r.stderr, r.stderr
+        r = run(["get", "v1", "setpoint", "--token", "s3cret", "--tls-ca", certs.other_ca] + url)
+        assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
+    finally:
+        d.stop()
