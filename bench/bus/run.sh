@@ -34,8 +34,12 @@ dir=$(mktemp -d -p build bench-bus.XXXXXX)
 ns_pid=
 ep_pid=
 cleanup() {
+	set +e # a server killed here exits non-zero; everything must still be undone
 	for p in $ns_pid $ep_pid; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
+	for p in $ns_pid $ep_pid; do
+		wait "$p" 2>/dev/null
 	done
 	rm -rf "$dir"
 }

@@ -247,7 +247,13 @@ static int size_field(struct bus_parser *p, const char *line, struct span f, int
 	return 0;
 }
 
-/* Parses the arguments of a message operation (PUB HPUB MSG HMSG). */
+/*
+ * Parses the arguments of a message operation (PUB HPUB MSG HMSG). A '\r' inside
+ * the line separates arguments, as in SUB and in every client's MSG parser.
+ * nats-server splits PUB at blanks only and forwards a subject or reply holding a
+ * '\r' into MSG lines its own clients cannot parse (a publisher could so cut every
+ * subscriber off); here such a PUB has more arguments than it may, and is refused.
+ */
 static int msg_args(struct bus_parser *p, const char *line, size_t n)
 {
 	struct span f[6];
@@ -255,7 +261,7 @@ static int msg_args(struct bus_parser *p, const char *line, size_t n)
 	bool hdr = t == BUS_OP_HPUB || t == BUS_OP_HMSG;
 	bool msg = t == BUS_OP_MSG || t == BUS_OP_HMSG;
 	int fixed = 2 + hdr + msg; /* subject [sid] [hdr] size */
-	int cnt = split(line, n, msg, f, fixed + 1);
+	int cnt = split(line, n, true, f, fixed + 1);
 	int64_t size, hsize = 0;
 	int i = 0;
 

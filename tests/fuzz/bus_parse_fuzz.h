@@ -14,8 +14,8 @@
  *   - every string of an operation lies inside the bytes consumed for it when the
  *     stream came in one buffer, and is readable (ASan) in the split run;
  *   - only operations of this direction come out; HPUB only with headers allowed;
- *     nothing but CONNECT while need_connect is on; tokens hold no blanks (PUB's
- *     may hold a '\r', as in nats-server);
+ *     nothing but CONNECT while need_connect is on; tokens hold no blanks and no
+ *     line ends;
  *   - argument text stays within max_control_line, a PUB's size within max_payload;
  *   - an error other than bad arguments has an -ERR text.
  */
@@ -70,13 +70,10 @@ static bool inside(const struct bus_str *s, const char *lo, const char *hi)
 	return s->n == 0 || (s->p >= lo && s->p + s->n <= hi);
 }
 
-/* PUB and HPUB split their arguments at blanks only, as nats-server does (a '\r'
- * inside a PUB line stays in its token); the other operations at line ends too. */
-static bool has_blank(const struct bus_str *s, bool line_end_too)
+static bool has_blank(const struct bus_str *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (s->p[i] == ' ' || s->p[i] == '\t' ||
-		    (line_end_too && (s->p[i] == '\r' || s->p[i] == '\n')))
+		if (s->p[i] == ' ' || s->p[i] == '\t' || s->p[i] == '\r' || s->p[i] == '\n')
 			return true;
 	return false;
 }
@@ -84,10 +81,9 @@ static bool has_blank(const struct bus_str *s, bool line_end_too)
 static void check_token(const struct bus_str *s, const struct limits *lim,
 			const struct bus_op *op, bool required)
 {
-	bool pub = op->type == BUS_OP_PUB || op->type == BUS_OP_HPUB;
 	if (required && s->n == 0)
 		die("a required token is empty", op);
-	if (has_blank(s, !pub))
+	if (has_blank(s))
 		die("a token holds a blank", op);
 	if (s->n > lim->max_line)
 		die("a token is longer than max_control_line", op);

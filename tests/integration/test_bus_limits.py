@@ -147,12 +147,21 @@ def serves(port):
         c.close()
 
 
-def nats_server(tmp_path, lines):
-    """A nats-server with the test's extra config lines, on a free port."""
-    ns = NatsServer(tmp_path / "nats-server")
-    with open(ns.conf_path, "a") as f:
-        f.write("\n".join(lines) + "\n")
-    return ns.start()
+@pytest.fixture
+def nats_server(tmp_path):
+    """Starts a nats-server with extra config lines on a free port; stopped after the
+    test."""
+    started = []
+
+    def start(lines):
+        ns = NatsServer(tmp_path / ("nats-server-%d" % len(started)))
+        with open(ns.conf_path, "a") as f:
+            f.write("\n".join(lines) + "\n")
+        started.append(ns)
+        return ns.start()
+    yield start
+    for ns in started:
+        ns.stop()
 
 
 def edgepoint(daemon_factory, **bus):
@@ -195,9 +204,9 @@ def test_500_concurrent_connections(daemon_factory):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_max_connections(tmp_path, daemon_factory, target):
+def test_max_connections(nats_server, daemon_factory, target):
     if target == "nats-server":
-        port = nats_server(tmp_path, ["max_connections: 3"]).port
+        port = nats_server(["max_connections: 3"]).port
     else:
         port = edgepoint(daemon_factory, max_connections=3).port
     held = [handshake(port) for _ in range(3)]
@@ -296,9 +305,9 @@ def test_slow_consumer_is_cut_off_and_memory_stays_bounded(daemon_factory):
 # --- stale connections ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_stale_connection(tmp_path, daemon_factory, target):
+def test_stale_connection(nats_server, daemon_factory, target):
     if target == "nats-server":
-        port = nats_server(tmp_path, ['ping_interval: "200ms"', "ping_max: 2"]).port
+        port = nats_server(['ping_interval: "200ms"', "ping_max: 2"]).port
     else:
         port = edgepoint(daemon_factory, ping_interval="200ms", max_pings_out=2).port
     mute = handshake(port)
@@ -392,3 +401,21 @@ def test_malformed_input(server_pool, target, name, data, expect, state):
     server_pool.assert_alive(target, "plain", detail)
     assert got == expect and got_state == state, detail + "; nats-server: %r, %s" % (expect, state)
     assert serves(srv.port), "%s stopped serving other clients after %s" % (target, name)
+
+
+def test_cr_in_pub_arguments_never_reaches_subscribers(server_pool):
+    # Edgepoint only, on purpose: nats-server splits PUB at blanks alone and forwards
+    # a reply such as "a\rb\rc" into MSG lines its own clients cannot parse, so one
+    # publisher can cut every subscriber off. The bus takes '\r' as a separator, like
+    # SUB and MSG do: this PUB has too many arguments and is refused like any other.
+    srv = server_pool.get("edgepoint")
+    sub = handshake(srv.port)
+    sub.send(b"SUB cr.test 1\r\nSUB cr.* 2\r\n")
+    assert sub.until_pong() == b""
+    assert converse(srv.port, C, b"PUB cr.test a\rb\rc 1\r\nx\r\n") == (b"", CLOSED)
+    # Around a subject, a '\r' is a blank: "cr.test" is what gets delivered.
+    assert converse(srv.port, C, b"PUB cr.test\r 1\r\ny\r\n") == (b"", OPEN)
+    assert sub.until_pong() in (b"MSG cr.test 1 1\r\ny\r\nMSG cr.test 2 1\r\ny\r\n",
+                                b"MSG cr.test 2 1\r\ny\r\nMSG cr.test 1 1\r\ny\r\n")
+    sub.close()
+    server_pool.assert_alive("edgepoint")

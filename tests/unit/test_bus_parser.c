@@ -103,6 +103,7 @@ TEST(bus_parser_case_blanks_and_line_ends)
 	ASSERT_STR_EQ(srv("pub foo 1\r\na\r\n"), "PUB[|foo||||-1|0|a]");
 	ASSERT_STR_EQ(srv("Sub\tfoo\t \t1\n"), "SUB[|foo|||1|-1|0|]");
 	ASSERT_STR_EQ(srv("PUB\t foo  2\nab\r\n"), "PUB[|foo||||-1|0|ab]");
+	ASSERT_STR_EQ(srv("PUB foo\r 2\r\nab\r\n"), "PUB[|foo||||-1|0|ab]");
 	ASSERT_STR_EQ(srv("CONNECT{}\r\n"), "CONNECT[{}|||||-1|0|]");
 	ASSERT_STR_EQ(srv("CONNECT\r\n"), "CONNECT[|||||-1|0|]");
 	/* Only the last '\r' before the newline is the line end. */
@@ -190,6 +191,9 @@ TEST(bus_parser_errors)
 	ASSERT_STR_EQ(srv("PUB foo +1\r\n"), "!5");
 	ASSERT_STR_EQ(srv("PUB foo 1234567890\r\n"), "!5"); /* more than 9 digits */
 	ASSERT_STR_EQ(srv("PUB foo a b 1\r\n"), "!5");
+	/* A '\r' separates arguments: it never reaches a MSG line (fuzz_bus_conn). */
+	ASSERT_STR_EQ(srv("PUB foo a\rb 1\r\n"), "!5");
+	ASSERT_STR_EQ(srv("HPUB foo r\rx 2 2\r\n"), "!5");
 	ASSERT_STR_EQ(srv("SUB foo\r\n"), "!5");
 	ASSERT_STR_EQ(srv("SUB foo q 1 2\r\n"), "!5");
 	ASSERT_STR_EQ(srv("UNSUB 1 2 3\r\n"), "!5");
