@@ -106,6 +106,9 @@ bool config__child_allowed(const char *parent_type, const char *child_type);
 void config__children_text(const char *parent_type, char *buf, size_t sz);
 int config__node_points(struct config__walk *w, const char *type, const cJSON *points,
 			struct ep_points *out);
+/* A modbusIo's points against its bus's (bus_points may be NULL). */
+int config__check_modbus_io_bus(struct config__walk *w, const cJSON *points,
+				const cJSON *bus_points);
 
 void config__node_free(struct config_node *n);
 

@@ -26,6 +26,7 @@ struct id_slot {
 struct tree {
 	struct config__walk *w;
 	const char *device_id;
+	const cJSON *bus_points; /* while in a modbus node's children: its points */
 	struct id_slot *slots;
 	size_t cap, n;
 };
@@ -170,13 +171,21 @@ static int node(struct tree *t, const cJSON *v, const char *parent_type,
 		mark = config__push_key(w, "points");
 		if (config__node_points(w, out->type, points, &out->points) < 0)
 			return EP_ECONFIG;
+		if (strcmp(out->type, "modbusIo") == 0 &&
+		    config__check_modbus_io_bus(w, points, t->bus_points) < 0)
+			return EP_ECONFIG;
 		config__pop(w, mark);
 	}
 
 	const cJSON *children = cJSON_GetObjectItemCaseSensitive(v, "children");
 	if (children) {
+		const cJSON *outer = t->bus_points;
+		if (strcmp(out->type, "modbus") == 0)
+			t->bus_points = points;
 		mark = config__push_key(w, "children");
-		if (node_list(t, children, out->type, &out->children, &out->nchildren) < 0)
+		int rc = node_list(t, children, out->type, &out->children, &out->nchildren);
+		t->bus_points = outer;
+		if (rc < 0)
 			return EP_ECONFIG;
 		config__pop(w, mark);
 	}

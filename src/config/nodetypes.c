@@ -481,6 +481,27 @@ static int format_registers(const char *format)
 }
 
 /*
+ * On a serial line (protocol "rtu") a unit id is 1..247: 0 is the broadcast address,
+ * which nobody answers, and 248..255 are reserved. TCP takes 0..255.
+ */
+int config__check_modbus_io_bus(struct config__walk *w, const cJSON *points,
+				const cJSON *bus_points)
+{
+	const char *proto = bus_points ? text_of(bus_points, "protocol") : NULL;
+	const cJSON *unit = cJSON_GetObjectItemCaseSensitive(points, "unitId");
+	size_t mark = w->len;
+
+	if (proto == NULL || strcmp(proto, "rtu") != 0 || !cJSON_IsNumber(unit) ||
+	    (unit->valuedouble >= 1 && unit->valuedouble <= 247))
+		return 0;
+	config__push_key(w, "unitId");
+	int rc = config__err_value(w, unit, "is not in 1..247 (the unit ids of a serial "
+				   "line; 0 is the broadcast address)");
+	config__pop(w, mark);
+	return rc;
+}
+
+/*
  * Coils and discrete inputs hold bits: their format is "bit" (or absent). A value
  * of n registers must end at register 65535 at the latest.
  */

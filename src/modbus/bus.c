@@ -178,76 +178,24 @@ void mb_bus_set_poll_period(struct mb_bus *b, int64_t ms)
 
 /* --- planning -------------------------------------------------------------------- */
 
-static void clear_map(struct mb_bus *b)
-{
-	ep_free(b->map);
-	ep_free(b->rstart);
-	b->map = NULL;
-	b->rstart = NULL;
-	b->nranges = 0;
-	for (size_t i = 0; i < b->nios; i++)
-		b->ios[i]->in_plan = false;
-}
-
-static void plan_client(struct mb_bus *b)
-{
-	struct mb_plan_item *items = ep_malloc((b->nios ? b->nios : 1) * sizeof(*items));
-	struct mb_plan_opts o = {.max_gap = b->cfg.max_gap, .max_regs = b->cfg.max_regs};
-	size_t k = 0;
-
-	o.max_bits = b->cfg.max_regs * 16 < MODBUS_MAX_READ_BITS ? b->cfg.max_regs * 16
-								 : MODBUS_MAX_READ_BITS;
-	for (size_t i = 0; i < b->nios; i++) {
-		struct mb_io *io = b->ios[i];
-		if (!io->ok)
-			continue;
-		items[k++] = (struct mb_plan_item){.unit = io->cfg.unit,
-						   .table = (uint8_t)io->cfg.table,
-						   .address = io->cfg.address,
-						   .count = (uint8_t)mb_io_count(io),
-						   .isolate = io->isolate,
-						   .tag = io};
-	}
-	struct mb_plan *p = ep_malloc(sizeof(*p) + (k ? k : 1) * sizeof(p->r[0]));
-	p->n = mb_plan_build(items, k, &o, p->r);
-	p->refs = 1;
-	p->gen = b->gen;
-	p->poll_ms = b->cfg.poll_ms;
-	p->pause_ms = b->cfg.pause_ms;
-	p->timeout_ms = b->cfg.timeout_ms;
-	p->degrade_after = b->cfg.degrade_after;
-	p->degrade_ms = b->cfg.degrade_ms;
-
-	b->map = ep_malloc((k ? k : 1) * sizeof(*b->map));
-	b->rstart = ep_malloc((p->n + 1) * sizeof(*b->rstart));
-	b->nranges = p->n;
-	for (size_t i = 0; i < k; i++) {
-		struct mb_io *io = items[i].tag;
-		if (i == 0 || items[i].range != items[i - 1].range)
-			b->rstart[items[i].range] = (uint32_t)i;
-		b->map[i] = io;
-		io->in_plan = true;
-		io->map_idx = i;
-		io->range = items[i].range;
-		io->offset = items[i].offset;
-	}
-	b->rstart[p->n] = (uint32_t)k;
-	ep_free(items);
-	mb_worker_set_plan(b->worker, p);
-}
-
 static void on_replan(uv_timer_t *t)
 {
 	struct mb_bus *b = t->data;
 	b->dirty = false;
 	b->gen++;
-	clear_map(b);
+	mb_bus_unplan(b);
 	if (!b->ok)
 		return;
 	if (b->server)
 		mb_image_rebuild(b);
 	else if (b->worker)
-		plan_client(b);
+		mb_bus_plan(b);
+}
+
+void mb_bus_invalidate(struct mb_bus *b)
+{
+	if (b->worker)
+		mb_worker_invalidate(b->worker);
 }
 
 void mb_bus_replan(struct mb_bus *b)
@@ -311,12 +259,13 @@ static void on_range(struct mb_bus *b, struct mb_event *ev)
 		return; /* planned before the IOs changed */
 	uint32_t first = b->rstart[ev->range], end = b->rstart[ev->range + 1];
 	if (ev->err == 0) {
-		for (uint32_t i = first; i < end; i++) {
-			if (b->map[i] == NULL)
-				continue;
-			mb_io_read(b->map[i], ev->data + b->map[i]->offset, ev->time, false);
-			b->values++;
-		}
+		bool all_good = true;
+		for (uint32_t i = first; i < end; i++)
+			if (b->map[i])
+				all_good &= mb_io_read(b->map[i], ev->data + b->map[i]->offset,
+						       ev->time, false);
+		if (!all_good && b->worker)
+			mb_worker_invalidate(b->worker); /* say it again next time */
 		return;
 	}
 	struct mb_io *io0 = NULL;
@@ -362,6 +311,10 @@ static void on_write(struct mb_bus *b, struct mb_event *ev)
 static void on_link(struct mb_bus *b, struct mb_event *ev)
 {
 	char msg[300];
+	if (ev->err && ev->msg[0])
+		ep_log(EP_LOG_WARN, "modbus", "%s: %s", b->id, ev->msg);
+	else if (ev->connected && b->connected != 1)
+		ep_log(EP_LOG_INFO, "modbus", "%s: connected", b->id);
 	set_connected(b, ev->connected, ev->time);
 	if (ev->err && ev->msg[0])
 		set_error(b, ev->msg, true, ev->time);
@@ -376,7 +329,6 @@ static void on_link(struct mb_bus *b, struct mb_event *ev)
 static void on_cycle(struct mb_bus *b, struct mb_event *ev)
 {
 	struct ep_point p;
-	b->cycles++;
 	if ((long)ev->requests != b->requests_per_cycle) {
 		b->requests_per_cycle = (long)ev->requests;
 		point(&p, "requestsPerCycle", ev->requests, NULL, ev->time);
@@ -432,8 +384,7 @@ static void on_closed(uv_handle_t *h)
 {
 	struct mb_bus *b = h->data;
 	struct modbus *m = b->mod;
-	ep_free(b->map);
-	ep_free(b->rstart);
+	mb_bus_unplan(b);
 	ep_free(b->ios);
 	ep_points_free(&b->pts);
 	ep_free(b);

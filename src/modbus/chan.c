@@ -59,13 +59,22 @@ void mb_chan_destroy(struct mb_chan *c)
 	uv_mutex_destroy(&c->mu);
 }
 
-void mb_chan_post(struct mb_chan *c, struct mb_event *ev)
+void mb_chan_post_list(struct mb_chan *c, struct mb_event *head, struct mb_event **tail)
 {
 	uv_mutex_lock(&c->mu);
-	*c->ev_tail = ev;
-	c->ev_tail = &ev->next;
+	bool was_empty = c->ev_head == NULL;
+	*c->ev_tail = head;
+	c->ev_tail = tail;
 	uv_mutex_unlock(&c->mu);
-	uv_async_send(&c->async);
+	/* One producer: a list that was not empty has a wake-up on its way already. */
+	if (was_empty)
+		uv_async_send(&c->async);
+}
+
+void mb_chan_post(struct mb_chan *c, struct mb_event *ev)
+{
+	ev->next = NULL;
+	mb_chan_post_list(c, ev, &ev->next);
 }
 
 struct mb_event *mb_chan_take(struct mb_chan *c)

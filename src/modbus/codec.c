@@ -98,7 +98,7 @@ static uint64_t be_uint(const uint8_t *b, unsigned nbytes)
 
 static void put_be(uint64_t v, uint8_t *b, unsigned nbytes)
 {
-	for (unsigned i = nbytes; i-- > 0; v >>= 8)
+	for (int i = (int)nbytes - 1; i >= 0; i--, v >>= 8)
 		b[i] = (uint8_t)v;
 }
 
@@ -112,6 +112,8 @@ double mb_decode(enum mb_format f, enum mb_order o, const uint16_t *regs)
 
 	if (f == MB_BIT)
 		return regs[0] != 0;
+	if (n > MB_MAX_VALUE_REGS)
+		return 0;
 	regs_to_bytes(regs, n, o, b);
 	u = be_uint(b, 2 * n);
 	switch (f) {
@@ -165,6 +167,9 @@ int mb_encode(enum mb_format f, enum mb_order o, double raw, uint16_t *regs,
 	uint64_t u = 0;
 	int64_t i = 0;
 	int rc = 0;
+
+	if (n > MB_MAX_VALUE_REGS)
+		return EP_EINVAL;
 
 	switch (f) {
 	case MB_BIT:

@@ -58,6 +58,11 @@ static void fill(struct mb_bus *b, struct mb_image_unit *iu, const struct span *
 			uint8_t *ro = io->cfg.table == MB_COIL ? iu->ro_bits : iu->ro_regs;
 			memset(ro + io->cfg.address - s[io->cfg.table].lo, 1, n);
 		}
+		const struct ep_point *vp = mb_pts_get(&io->pts, "value");
+		if (!io->has_value && vp && vp->has_value) { /* as stored before a restart */
+			io->has_value = true;
+			io->value = vp->value;
+		}
 		if (!io->has_value)
 			continue;
 		if (mb_io_encode(io, io->value, regs, &eb) < 0) {

@@ -2,12 +2,16 @@
  * internal.h - what the files of src/modbus share.
  *
  *   codec.c   formats x byte orders, scale and offset (pure, unit-tested)
- *   plan.c    the read planner: IOs -> batched ranges (pure, unit-tested)
+ *   plan.c    the read planner: IOs -> batched ranges (pure, unit-tested), and a
+ *             bus's plan built from its IOs
  *   cfg.c     node points -> bus and IO settings, with the runtime checks (pure)
- *   worker.c  the client worker thread: link, poll cycles, writes, degrade
- *   server.c  the server worker thread: listen and answer from an image
- *   bus.c     a bus node on the loop: its IOs, plan, results -> points
+ *   chan.c    events from a bus's thread to the loop, stop and wake the other way
+ *   worker.c  the client thread: poll cycles, degraded units (worker.h, link.c:
+ *             the link, requests, writes, hand-over of results)
+ *   server.c  the server thread: listen and answer from an image
+ *   bus.c     a bus node on the loop: settings, worker, results -> points
  *   io.c      an IO node on the loop: settings, value publication, writes
+ *   image.c   server mode on the loop: the served image and masters' writes
  *   module.c  discovery, node changes from the bus, the node index
  *
  * Threads: struct mb_worker and struct mb_server are shared with their thread
@@ -106,6 +110,7 @@ struct mb_range {
 	uint16_t start;
 	uint16_t count;
 	uint16_t nitems; /* items it serves */
+	bool always;     /* set by the caller: hand over its data even when unchanged */
 };
 
 struct mb_plan_opts {
@@ -208,10 +213,12 @@ struct mb_write {
 };
 
 enum mb_ev_type {
-	MB_EV_RANGE,    /* a range was read (or failed): gen, range, data */
+	MB_EV_RANGE,    /* a range was read (or failed): gen, range, data; a range
+			 * whose data did not change since the last cycle is not sent */
 	MB_EV_WRITE,    /* a write and its read-back (or the failure): io, data */
 	MB_EV_LINK,     /* connected or not; msg says why not */
-	MB_EV_CYCLE,    /* a poll cycle ended: requests, duration */
+	MB_EV_CYCLE,    /* a poll cycle ended: requests, duration (only when the loop
+			 * has something to learn from it) */
 	MB_EV_DEGRADED, /* unit is skipped for ms after fails failed polls */
 	MB_EV_SERVED,   /* server: a master wrote unit/table/start/count; data */
 	MB_EV_EXIT,     /* the thread has ended; the last event */
@@ -256,8 +263,10 @@ struct mb_chan {
 /* pipe_wake: wake-ups also write to a pipe (0 or a negative errno). */
 int mb_chan_init(struct mb_chan *c, bool pipe_wake);
 void mb_chan_destroy(struct mb_chan *c);
-/* Thread side: queue an event and wake the loop. */
+/* Thread side (one thread per channel): queue an event, or a list of them ending
+ * at *tail, and wake the loop. */
 void mb_chan_post(struct mb_chan *c, struct mb_event *ev);
+void mb_chan_post_list(struct mb_chan *c, struct mb_event *head, struct mb_event **tail);
 /* Loop side: take every queued event (a list). */
 struct mb_event *mb_chan_take(struct mb_chan *c);
 /* Loop side: wake the thread; ask it to end (and cut its link so that a blocking
@@ -288,6 +297,11 @@ void mb_worker_set_plan(struct mb_worker *w, struct mb_plan *p);
 void mb_worker_write(struct mb_worker *w, struct mb_write *wr);
 /* Asks the thread to end; MB_EV_EXIT follows. No more calls after this one. */
 void mb_worker_stop(struct mb_worker *w);
+/* The next cycle hands over every range, changed or not (the IOs' settings
+ * changed in place, so the same registers mean something else). */
+void mb_worker_invalidate(struct mb_worker *w);
+/* Totals since the start: completed cycles and IO values read (the benchmark). */
+void mb_worker_counts(struct mb_worker *w, uint64_t *cycles, uint64_t *values);
 void mb_plan_unref(struct mb_plan *p, uv_mutex_t *mu);
 
 /* --- server.c: the server thread ------------------------------------------------ */
@@ -348,7 +362,7 @@ struct mb_io {
 	/* Publication. */
 	bool has_value;
 	double value;
-	int64_t published; /* mono ns of the last value point */
+	int64_t published; /* time of the last value point */
 	int64_t value_time; /* time of the value point last applied (server mode) */
 	double error_count;
 	char last_error[256];
@@ -384,9 +398,6 @@ struct mb_bus {
 	char last_error[256];
 	long requests_per_cycle; /* -1 = not published yet */
 	bool cycle_errors;
-	/* Counters (the benchmark reads them). */
-	uint64_t cycles;
-	uint64_t values;
 };
 
 /* bus.c */
@@ -397,6 +408,12 @@ void mb_bus_add_io(struct mb_bus *b, struct mb_io *io);
 void mb_bus_remove_io(struct mb_bus *b, struct mb_io *io);
 /* The IO's read position changed: plan again (soon, once for many changes). */
 void mb_bus_replan(struct mb_bus *b);
+/* plan.c: plans the bus's valid IOs, maps ranges to IOs and hands the ranges to
+ * the worker; mb_bus_unplan() forgets the current plan's map. */
+void mb_bus_plan(struct mb_bus *b);
+void mb_bus_unplan(struct mb_bus *b);
+/* Settings changed in place: decode every range again, even if unchanged. */
+void mb_bus_invalidate(struct mb_bus *b);
 /* Stops the worker and frees the bus with its IOs once its handles are closed. */
 void mb_bus_free(struct mb_bus *b);
 /* Sends a write to the worker (which frees it), or reports why it cannot go. */
@@ -422,8 +439,9 @@ void mb_io_points(struct mb_io *io, const struct ep_point *p, size_t n, bool liv
 void mb_io_recheck(struct mb_io *io);
 /* A value was read (raw registers or bits at data): publish it if it changed past
  * the deadband, the refresh period is due, or force (the read-back of a write). A
- * good read clears lastError unless a refused write set it. */
-void mb_io_read(struct mb_io *io, const uint16_t *data, int64_t time, bool force);
+ * good read clears lastError unless a refused write set it. false if the value
+ * could not be used (NaN). */
+bool mb_io_read(struct mb_io *io, const uint16_t *data, int64_t time, bool force);
 /* Publishes value (write: it was written, so any lastError is cleared). */
 void mb_io_publish_value(struct mb_io *io, double v, int64_t time, bool write);
 /* A request for it failed: errorCount + 1 and lastError. */

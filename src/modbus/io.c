@@ -69,13 +69,18 @@ static void set_text(struct ep_point *p, const char *type, const char *text, int
 	p->time = time;
 }
 
-/* Publishes and keeps the points, so that their echo from the bus is a no-op. */
+/*
+ * Publishes and keeps the points, so that their echo from the bus is a no-op. A
+ * client's value points are not kept: the module never reads them back (their echo
+ * merges harmlessly), and skipping the merge halves the loop's cost per value.
+ */
 static void publish(struct mb_io *io, struct ep_point *p, size_t n)
 {
 	if (io->bus == NULL)
 		return;
 	for (size_t i = 0; i < n; i++)
-		mb_pts_merge(&io->pts, &p[i]);
+		if (io->bus->cfg.server || strcmp(p[i].type, "value") != 0)
+			mb_pts_merge(&io->pts, &p[i]);
 	mb_publish(io->bus->mod, io->id, p, n);
 }
 
@@ -118,29 +123,29 @@ void mb_io_publish_value(struct mb_io *io, double v, int64_t time, bool write)
 	io->has_value = true;
 	io->value = v;
 	io->value_time = time;
-	io->published = ep_time_mono();
+	io->published = time;
 	publish(io, p, n);
 }
 
-void mb_io_read(struct mb_io *io, const uint16_t *data, int64_t time, bool force)
+bool mb_io_read(struct mb_io *io, const uint16_t *data, int64_t time, bool force)
 {
 	double raw = mb_table_is_bits(io->cfg.table) ? data[0] != 0
 						      : mb_decode(io->cfg.format, mb_io_order(io), data);
 	double v = mb_scale(raw, io->cfg.scale, io->cfg.offset);
-	int64_t now = ep_time_mono();
 
 	if (!isfinite(v)) {
 		mb_io_fail(io, isnan(v) ? "read NaN, not a number" : "read an infinite value",
 			   time);
-		return;
+		return false;
 	}
 	bool refresh = io->cfg.refresh_ms > 0 &&
-		       now - io->published >= io->cfg.refresh_ms * EP_NS_PER_MS;
+		       time - io->published >= io->cfg.refresh_ms * EP_NS_PER_MS;
 	if (force || !io->has_value || fabs(v - io->value) > io->cfg.deadband || refresh) {
 		mb_io_publish_value(io, v, time, force);
 	} else if (clears(io, false)) {
 		mb_io_set_error(io, "", time);
 	}
+	return true;
 }
 
 /* Takes the IO out of the current plan, so that reads planned for its old position
@@ -178,6 +183,8 @@ void mb_io_recheck(struct mb_io *io)
 	    mb_format_regs(old.format) == mb_format_regs(io->cfg.format)) {
 		if (io->bus->cfg.server && memcmp(&old, &io->cfg, sizeof(old)) != 0)
 			mb_bus_replan(io->bus); /* the served encoding changed */
+		else if (memcmp(&old, &io->cfg, sizeof(old)) != 0)
+			mb_bus_invalidate(io->bus); /* same registers, another meaning */
 		return;
 	}
 	unplan(io);

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -179,9 +180,20 @@ static int link_open(struct mb_server *s)
 			err = errno;
 			goto out_free;
 		}
-		if (c->rs485)
-			modbus_rtu_set_serial_mode(s->ctx, MODBUS_RTU_RS485);
 		s->lfd = modbus_get_socket(s->ctx);
+		if (s->lfd >= FD_SETSIZE) {
+			err = EMFILE; /* libmodbus's select() cannot wait on it */
+			modbus_close(s->ctx);
+			goto out_free;
+		}
+		if (c->rs485 && modbus_rtu_set_serial_mode(s->ctx, MODBUS_RTU_RS485) < 0) {
+			err = errno;
+			mb_errtext(err, e, sizeof(e));
+			snprintf(msg, sizeof(msg), "rs485: %.60s does not support RS-485 mode "
+				 "(%.40s); running as RS-232", c->device, e);
+			post_link(s, true, err, msg);
+			return 0;
+		}
 	} else if ((s->lfd = modbus_tcp_pi_listen(s->ctx, MAX_CLIENTS)) < 0) {
 		err = errno;
 		goto out_free;
@@ -266,7 +278,7 @@ static void answer(struct mb_server *s, const uint8_t *q, int len)
 {
 	int hl = modbus_get_header_length(s->ctx);
 	struct mb_image_unit *u = find_unit(s->img, q[hl - 1]);
-	unsigned table, addr, count, start, n;
+	unsigned table = 0, addr = 0, count = 0, start, n;
 
 	if (u == NULL) {
 		if (!s->cfg.rtu)
@@ -301,28 +313,29 @@ static void drop_client(struct mb_server *s, int i)
 	s->clients[i] = s->clients[--s->nclients];
 }
 
-/* One select() round: wake-ups, new masters, requests. */
+/*
+ * One poll() round: wake-ups, new masters, requests. libmodbus waits for the rest
+ * of a request with select(), which cannot take a descriptor past FD_SETSIZE: a
+ * master whose connection lands there (a daemon with a thousand bus clients) is
+ * turned away rather than corrupt memory.
+ */
 static void serve_once(struct mb_server *s)
 {
-	uint8_t q[MODBUS_MAX_ADU_LENGTH];
-	fd_set rd;
-	int maxfd = s->ch.wake_rd, rc;
+	uint8_t q[MODBUS_MAX_ADU_LENGTH] = {0}; /* answer() may look past a short request */
+	struct pollfd pfd[2 + MAX_CLIENTS];
+	int n = 2, rc;
 
-	FD_ZERO(&rd);
-	FD_SET(s->ch.wake_rd, &rd);
-	FD_SET(s->lfd, &rd);
-	maxfd = s->lfd > maxfd ? s->lfd : maxfd;
-	for (int i = 0; i < s->nclients; i++) {
-		FD_SET(s->clients[i], &rd);
-		maxfd = s->clients[i] > maxfd ? s->clients[i] : maxfd;
-	}
-	if (select(maxfd + 1, &rd, NULL, NULL, NULL) < 0)
+	pfd[0] = (struct pollfd){.fd = s->ch.wake_rd, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
+	for (int i = 0; i < s->nclients; i++)
+		pfd[n++] = (struct pollfd){.fd = s->clients[i], .events = POLLIN};
+	if (poll(pfd, (nfds_t)n, -1) < 0)
 		return;
-	if (FD_ISSET(s->ch.wake_rd, &rd))
+	if (pfd[0].revents)
 		mb_chan_drain(&s->ch);
 	apply_pending(s);
 	if (s->cfg.rtu) {
-		if (!FD_ISSET(s->lfd, &rd))
+		if (!pfd[1].revents)
 			return;
 		if ((rc = modbus_receive(s->ctx, q)) > 0)
 			answer(s, q, rc);
@@ -332,21 +345,23 @@ static void serve_once(struct mb_server *s)
 			modbus_flush(s->ctx);
 		return;
 	}
-	if (FD_ISSET(s->lfd, &rd)) {
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0 && s->nclients < MAX_CLIENTS)
-			s->clients[s->nclients++] = fd;
-		else if (fd >= 0)
-			close(fd);
-	}
+	/* Clients first, last to first: dropping one moves the last into its place,
+	 * and that one has had its turn. */
 	for (int i = s->nclients; i-- > 0;) {
-		if (!FD_ISSET(s->clients[i], &rd))
+		if (!pfd[2 + i].revents)
 			continue;
 		modbus_set_socket(s->ctx, s->clients[i]);
 		if ((rc = modbus_receive(s->ctx, q)) > 0)
 			answer(s, q, rc);
 		else if (rc < 0)
 			drop_client(s, i);
+	}
+	if (pfd[1].revents) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0 && fd < FD_SETSIZE && s->nclients < MAX_CLIENTS)
+			s->clients[s->nclients++] = fd;
+		else if (fd >= 0)
+			close(fd);
 	}
 }
 

@@ -15,34 +15,18 @@
  *   - any other error (connection reset, I/O error of an unplugged adapter) closes
  *     the link, and it is reopened with a doubling backoff (100 ms .. 5 s). Over TCP,
  *     a cycle where no unit answered at all also reopens the connection.
+ *
+ * Most field values do not change between two polls, so the worker keeps each
+ * range's last data and hands over only ranges whose data changed (or that hold an
+ * IO with a refresh period), and a cycle's end only when the loop has something to
+ * learn from it. In a steady plant the loop is not woken at all. Anything that
+ * changes what the IOs should say (an error, the link, a degraded unit, settings
+ * changed in place) makes the next cycle hand over everything.
  */
 #include <errno.h>
 #include <string.h>
 
-#include <modbus.h>
-
-#include "modbus/internal.h"
-
-#define BACKOFF_MIN (100 * EP_NS_PER_MS)
-#define BACKOFF_MAX (5 * EP_NS_PER_SEC)
-
-struct mb_worker {
-	struct mb_chan ch;
-	uv_thread_t thread;
-	struct mb_bus_cfg cfg; /* immutable */
-	mb_event_cb cb;        /* loop: NULL once stopped */
-	void *arg;
-	unsigned *live;
-	/* Under ch.mu: */
-	struct mb_plan *plan;
-	struct mb_write *wr_head, **wr_tail;
-	/* Thread only: */
-	modbus_t *ctx;
-	char down_msg[160]; /* why the link is down */
-	uint64_t cycle_gen; /* the plan of the last cycle */
-	unsigned fails[256];
-	int64_t skip_until[256];
-};
+#include "modbus/worker.h"
 
 void mb_plan_unref(struct mb_plan *p, uv_mutex_t *mu)
 {
@@ -53,230 +37,6 @@ void mb_plan_unref(struct mb_plan *p, uv_mutex_t *mu)
 	uv_mutex_unlock(mu);
 	if (last)
 		ep_free(p);
-}
-
-static void post(struct mb_worker *w, struct mb_event *ev)
-{
-	mb_chan_post(&w->ch, ev);
-}
-
-static void post_link(struct mb_worker *w, bool up, int err, const char *msg)
-{
-	struct mb_event *ev = mb_event_new(MB_EV_LINK, 0);
-	ev->connected = up;
-	ev->err = err;
-	ep_strlcpy(ev->msg, msg, sizeof(ev->msg));
-	post(w, ev);
-}
-
-static void set_timeout(modbus_t *ctx, int64_t ms)
-{
-	modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-}
-
-static int link_open(struct mb_worker *w, int64_t timeout_ms)
-{
-	const struct mb_bus_cfg *c = &w->cfg;
-	char msg[160], e[100];
-	modbus_t *ctx;
-	int err;
-
-	if (c->rtu)
-		ctx = modbus_new_rtu(c->device, c->baud, c->parity, c->data_bits, c->stop_bits);
-	else
-		ctx = modbus_new_tcp_pi(c->host, c->service);
-	if (ctx == NULL) {
-		err = errno;
-		mb_errtext(err, e, sizeof(e));
-		snprintf(msg, sizeof(msg), "cannot set up %.80s: %.60s", c->rtu ? c->device : c->host, e);
-		goto out_fail;
-	}
-	modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
-	set_timeout(ctx, timeout_ms);
-	if (modbus_connect(ctx) < 0) {
-		err = errno;
-		mb_errtext(err, e, sizeof(e));
-		if (c->rtu)
-			snprintf(msg, sizeof(msg), "cannot open %.80s: %.60s", c->device, e);
-		else
-			snprintf(msg, sizeof(msg), "cannot connect to %.70s:%.5s: %.60s", c->host, c->service, e);
-		modbus_free(ctx);
-		goto out_fail;
-	}
-	w->ctx = ctx;
-	mb_chan_set_fd(&w->ch, modbus_get_socket(ctx));
-	w->down_msg[0] = '\0';
-	if (c->rtu && c->rs485 && modbus_rtu_set_serial_mode(ctx, MODBUS_RTU_RS485) < 0) {
-		err = errno;
-		mb_errtext(err, e, sizeof(e));
-		snprintf(msg, sizeof(msg), "rs485: %.60s does not support RS-485 mode (%.40s); "
-			 "running as RS-232", c->device, e);
-		post_link(w, true, err, msg);
-		return 0;
-	}
-	post_link(w, true, 0, "");
-	return 0;
-
-out_fail:
-	/* Report a new reason only: a backoff loop on the same error stays quiet. */
-	if (strcmp(msg, w->down_msg) != 0) {
-		ep_strlcpy(w->down_msg, msg, sizeof(w->down_msg));
-		post_link(w, false, err, msg);
-	}
-	return -1;
-}
-
-static void link_close(struct mb_worker *w, int err, const char *why)
-{
-	if (w->ctx == NULL)
-		return;
-	mb_chan_set_fd(&w->ch, -1);
-	modbus_close(w->ctx);
-	modbus_free(w->ctx);
-	w->ctx = NULL;
-	ep_strlcpy(w->down_msg, why, sizeof(w->down_msg));
-	post_link(w, false, err, why);
-}
-
-enum outcome { OK, ANSWERED, UNIT_FAILED, LINK_FAILED };
-
-static enum outcome classify(int err)
-{
-	if (err == EMBXGPATH || err == EMBXGTAR)
-		return UNIT_FAILED; /* a gateway says the unit is not there */
-	if (err > MODBUS_ENOBASE && err < MODBUS_ENOBASE + MODBUS_EXCEPTION_MAX)
-		return ANSWERED;
-	switch (err) {
-	case ETIMEDOUT:
-	case EMBBADCRC:
-	case EMBBADDATA:
-	case EMBBADEXC:
-	case EMBUNKEXC:
-	case EMBMDATA:
-	case EMBBADSLAVE:
-		return UNIT_FAILED;
-	default:
-		return LINK_FAILED;
-	}
-}
-
-/* Reads count registers or bits into data (one per element). */
-static int do_read(modbus_t *ctx, uint8_t unit, uint8_t table, uint16_t start,
-		   uint16_t count, uint16_t *data)
-{
-	uint8_t bits[MODBUS_MAX_READ_BITS];
-	int rc;
-
-	modbus_set_slave(ctx, unit);
-	switch (table) {
-	case MB_COIL:
-	case MB_DISCRETE_INPUT:
-		if (count > MODBUS_MAX_READ_BITS) {
-			errno = EMBMDATA;
-			return -1;
-		}
-		rc = table == MB_COIL ? modbus_read_bits(ctx, start, count, bits)
-				      : modbus_read_input_bits(ctx, start, count, bits);
-		for (int i = 0; rc > 0 && i < count; i++)
-			data[i] = bits[i] != 0;
-		return rc;
-	case MB_HOLDING_REGISTER:
-		return modbus_read_registers(ctx, start, count, data);
-	default:
-		return modbus_read_input_registers(ctx, start, count, data);
-	}
-}
-
-/* Acts on a failed request: flush what a late answer may leave behind, or close the
- * link. Returns the outcome. */
-static enum outcome failed(struct mb_worker *w, int err, const char *what)
-{
-	char e[100], msg[160];
-	enum outcome o = classify(err);
-	if (o == UNIT_FAILED)
-		modbus_flush(w->ctx);
-	if (o == LINK_FAILED) {
-		mb_errtext(err, e, sizeof(e));
-		snprintf(msg, sizeof(msg), "link lost during %s: %s", what, e);
-		link_close(w, err, msg);
-	}
-	return o;
-}
-
-static struct mb_write *next_write(struct mb_worker *w)
-{
-	uv_mutex_lock(&w->ch.mu);
-	struct mb_write *wr = w->wr_head;
-	if (wr && (w->wr_head = wr->next) == NULL)
-		w->wr_tail = &w->wr_head;
-	uv_mutex_unlock(&w->ch.mu);
-	return wr;
-}
-
-static bool writes_pending(struct mb_worker *w)
-{
-	uv_mutex_lock(&w->ch.mu);
-	bool any = w->wr_head != NULL;
-	uv_mutex_unlock(&w->ch.mu);
-	return any;
-}
-
-/* One write, then the read-back of what it wrote. */
-static void run_write(struct mb_worker *w, struct mb_write *wr)
-{
-	struct mb_event *ev = mb_event_new(MB_EV_WRITE, wr->count);
-	int rc;
-
-	ep_strlcpy(ev->io, wr->io, sizeof(ev->io));
-	ev->unit = wr->unit;
-	ev->table = wr->table;
-	ev->start = wr->address;
-	if (w->ctx == NULL) {
-		ev->err = ENOTCONN;
-		snprintf(ev->msg, sizeof(ev->msg), "not written: %.140s",
-			 w->down_msg[0] ? w->down_msg : "not connected");
-		goto out_post;
-	}
-	modbus_set_slave(w->ctx, wr->unit);
-	if (wr->table == MB_COIL)
-		rc = modbus_write_bit(w->ctx, wr->address, wr->regs[0] != 0);
-	else if (wr->count == 1)
-		rc = modbus_write_register(w->ctx, wr->address, wr->regs[0]);
-	else
-		rc = modbus_write_registers(w->ctx, wr->address, wr->count, wr->regs);
-	if (rc < 0) {
-		ev->err = errno;
-		mb_errtext(ev->err, ev->msg, sizeof(ev->msg));
-		failed(w, ev->err, "a write");
-		goto out_post;
-	}
-	if (do_read(w->ctx, wr->unit, wr->table, wr->address, wr->count, ev->data) < 0) {
-		char e[100];
-		ev->err = errno;
-		mb_errtext(ev->err, e, sizeof(e));
-		snprintf(ev->msg, sizeof(ev->msg), "written, but the read-back failed: %s", e);
-		failed(w, ev->err, "a read-back");
-	}
-out_post:
-	post(w, ev);
-	ep_free(wr);
-}
-
-static void run_writes(struct mb_worker *w)
-{
-	struct mb_write *wr;
-	while ((wr = next_write(w)) != NULL)
-		run_write(w, wr);
-}
-
-/* Pauses between two requests; only a stop cuts it short. */
-static void pause_for(struct mb_worker *w, int64_t ms)
-{
-	int64_t until = ep_time_mono() + ms * EP_NS_PER_MS;
-	uv_mutex_lock(&w->ch.mu);
-	while (!w->ch.stop && ep_time_mono() < until)
-		mb_chan_wait(&w->ch, until);
-	uv_mutex_unlock(&w->ch.mu);
 }
 
 static struct mb_plan *current_plan(struct mb_worker *w)
@@ -313,59 +73,112 @@ static void degrade(struct mb_worker *w, const struct mb_plan *p, const bool *un
 		if (++w->fails[u] < p->degrade_after || p->degrade_ms == 0)
 			continue;
 		w->skip_until[u] = now + p->degrade_ms * EP_NS_PER_MS;
+		w->resend = true; /* the unit's IOs now say it is skipped */
 		struct mb_event *ev = mb_event_new(MB_EV_DEGRADED, 0);
 		ev->unit = u;
 		ev->fails = w->fails[u];
 		ev->ms = p->degrade_ms;
-		post(w, ev);
+		mb_post(w, ev);
 	}
+}
+
+/* The last data of the plan's ranges; forgets them when the plan or the IOs'
+ * settings changed. */
+static void last_data_for(struct mb_worker *w, const struct mb_plan *p)
+{
+	uv_mutex_lock(&w->ch.mu);
+	bool invalidated = w->invalidated;
+	w->invalidated = false;
+	uv_mutex_unlock(&w->ch.mu);
+	if (w->last_gen != p->gen || w->last == NULL) {
+		for (size_t i = 0; i < w->nlast; i++)
+			ep_free(w->last[i].data);
+		ep_free(w->last);
+		w->last = ep_calloc(p->n ? p->n : 1, sizeof(*w->last));
+		w->nlast = p->n;
+		w->last_gen = p->gen;
+	}
+	if (invalidated || w->resend)
+		for (size_t i = 0; i < w->nlast; i++)
+			w->last[i].valid = false;
+	w->resend = false;
+}
+
+/* True if the range's data is what the loop saw last time; else remembers it. */
+static bool unchanged(struct mb_worker *w, const struct mb_range *r, size_t i,
+		      const uint16_t *data)
+{
+	struct last_data *l = &w->last[i];
+	size_t bytes = r->count * sizeof(*data);
+	if (l->valid && !r->always && memcmp(l->data, data, bytes) == 0)
+		return true;
+	if (l->data == NULL)
+		l->data = ep_malloc(bytes);
+	memcpy(l->data, data, bytes);
+	l->valid = true;
+	return false;
 }
 
 static void run_cycle(struct mb_worker *w, struct mb_plan *p)
 {
 	bool unit_failed[256] = {0}, answered[256] = {0};
 	int64_t t0 = ep_time_mono();
-	unsigned requests = 0;
+	unsigned requests = 0, errors = 0;
 	size_t i;
 
-	set_timeout(w->ctx, p->timeout_ms);
+	mb_set_timeout(w->ctx, p->timeout_ms);
+	last_data_for(w, p);
 	for (i = 0; i < p->n; i++) {
 		const struct mb_range *r = &p->r[i];
-		if (writes_pending(w))
-			run_writes(w);
+		if (mb_writes_pending(w))
+			mb_run_writes(w);
 		if (w->ctx == NULL || plan_replaced(w, p))
 			break;
 		if (unit_failed[r->unit] || w->skip_until[r->unit] > ep_time_mono())
 			continue;
-		if (requests > 0 && p->pause_ms > 0)
-			pause_for(w, p->pause_ms);
+		mb_pace(w);
 		requests++;
 		struct mb_event *ev = mb_event_new(MB_EV_RANGE, r->count);
 		ev->gen = p->gen;
 		ev->range = (uint32_t)i;
 		ev->unit = r->unit;
-		if (do_read(w->ctx, r->unit, r->table, r->start, r->count, ev->data) >= 0) {
+		int rc = mb_read(w->ctx, r->unit, r->table, r->start, r->count, ev->data);
+		w->last_request = ep_time_mono();
+		if (rc >= 0) {
 			answered[r->unit] = true;
-			post(w, ev);
+			atomic_fetch_add(&w->values, r->nitems);
+			if (unchanged(w, r, i, ev->data))
+				ep_free(ev);
+			else
+				mb_post_batched(w, ev);
 			continue;
 		}
+		w->last[i].valid = false;
+		errors++;
 		ev->err = errno;
 		mb_errtext(ev->err, ev->msg, sizeof(ev->msg));
-		enum outcome o = failed(w, ev->err, "a read");
-		post(w, ev);
-		if (o == ANSWERED)
+		enum mb_outcome o = mb_request_failed(w, ev->err, "a read");
+		mb_post(w, ev);
+		if (o == MB_ANSWERED)
 			answered[r->unit] = true;
-		else if (o == UNIT_FAILED)
+		else if (o == MB_UNIT_FAILED)
 			unit_failed[r->unit] = true;
 		else
 			break;
 	}
+	mb_flush(w);
 	degrade(w, p, unit_failed, answered);
 	if (i == p->n) {
-		struct mb_event *ev = mb_event_new(MB_EV_CYCLE, 0);
-		ev->requests = requests;
-		ev->duration_ns = ep_time_mono() - t0;
-		post(w, ev);
+		atomic_fetch_add(&w->cycles, 1);
+		/* The loop learns requestsPerCycle and clears lastError from these. */
+		if (requests != w->last_requests || errors || w->last_errors) {
+			struct mb_event *ev = mb_event_new(MB_EV_CYCLE, 0);
+			ev->requests = requests;
+			ev->duration_ns = ep_time_mono() - t0;
+			mb_post(w, ev);
+		}
+		w->last_requests = requests;
+		w->last_errors = errors > 0;
 	}
 	bool any_answer = false, any_failed = false;
 	for (unsigned u = 0; u < 256; u++) {
@@ -373,7 +186,7 @@ static void run_cycle(struct mb_worker *w, struct mb_plan *p)
 		any_failed |= unit_failed[u];
 	}
 	if (w->ctx && !w->cfg.rtu && any_failed && !any_answer)
-		link_close(w, ETIMEDOUT, "no unit answered: reconnecting");
+		mb_link_close(w, ETIMEDOUT, "no unit answered: reconnecting");
 }
 
 static void worker_main(void *arg)
@@ -384,16 +197,17 @@ static void worker_main(void *arg)
 	while (!mb_chan_stopping(&w->ch)) {
 		struct mb_plan *p = current_plan(w);
 		int64_t timeout = p ? p->timeout_ms : 1000, deadline = INT64_MAX;
-		if (w->ctx == NULL && link_open(w, timeout) < 0) {
-			backoff = backoff ? backoff * 2 : BACKOFF_MIN;
-			if (backoff > BACKOFF_MAX)
-				backoff = BACKOFF_MAX;
-			run_writes(w); /* they fail now rather than wait for the link */
+		w->pause_ms = p ? p->pause_ms : 0;
+		if (w->ctx == NULL && mb_link_open(w, timeout) < 0) {
+			backoff = backoff ? backoff * 2 : MB_BACKOFF_MIN;
+			if (backoff > MB_BACKOFF_MAX)
+				backoff = MB_BACKOFF_MAX;
+			mb_run_writes(w); /* they fail now rather than wait for the link */
 			deadline = ep_time_mono() + backoff;
 			goto out_wait;
 		}
 		backoff = 0;
-		run_writes(w);
+		mb_run_writes(w);
 		if (p && p->gen != w->cycle_gen)
 			next_poll = 0; /* a new plan is read at once */
 		if (w->ctx && p && ep_time_mono() >= next_poll) {
@@ -405,7 +219,7 @@ static void worker_main(void *arg)
 		if (w->ctx && p)
 			deadline = next_poll;
 		else if (w->ctx == NULL)
-			deadline = ep_time_mono() + BACKOFF_MIN;
+			deadline = ep_time_mono() + MB_BACKOFF_MIN;
 out_wait:
 		mb_plan_unref(p, &w->ch.mu);
 		uv_mutex_lock(&w->ch.mu);
@@ -413,9 +227,9 @@ out_wait:
 			mb_chan_wait(&w->ch, deadline);
 		uv_mutex_unlock(&w->ch.mu);
 	}
-	link_close(w, 0, "stopped");
-	run_writes(w);
-	post(w, mb_event_new(MB_EV_EXIT, 0));
+	mb_link_close(w, 0, "stopped");
+	mb_run_writes(w);
+	mb_post(w, mb_event_new(MB_EV_EXIT, 0));
 }
 
 static void on_closed(uv_handle_t *h)
@@ -428,6 +242,9 @@ static void on_closed(uv_handle_t *h)
 	}
 	if (w->plan && --w->plan->refs == 0)
 		ep_free(w->plan);
+	for (size_t i = 0; i < w->nlast; i++)
+		ep_free(w->last[i].data);
+	ep_free(w->last);
 	mb_chan_destroy(&w->ch);
 	(*w->live)--;
 	ep_free(w);
@@ -462,6 +279,8 @@ int mb_worker_start(uv_loop_t *loop, const struct mb_bus_cfg *cfg, unsigned *liv
 	w->arg = arg;
 	w->live = live;
 	w->wr_tail = &w->wr_head;
+	w->batch_tail = &w->batch;
+	w->last_requests = -1u;
 	w->ch.async.data = w;
 	if ((rc = uv_async_init(loop, &w->ch.async, on_async)) < 0) {
 		mb_chan_destroy(&w->ch);
@@ -500,6 +319,19 @@ void mb_worker_write(struct mb_worker *w, struct mb_write *wr)
 	w->ch.wake = true;
 	uv_cond_signal(&w->ch.cond);
 	uv_mutex_unlock(&w->ch.mu);
+}
+
+void mb_worker_invalidate(struct mb_worker *w)
+{
+	uv_mutex_lock(&w->ch.mu);
+	w->invalidated = true;
+	uv_mutex_unlock(&w->ch.mu);
+}
+
+void mb_worker_counts(struct mb_worker *w, uint64_t *cycles, uint64_t *values)
+{
+	*cycles = atomic_load(&w->cycles);
+	*values = atomic_load(&w->values);
 }
 
 void mb_worker_stop(struct mb_worker *w)

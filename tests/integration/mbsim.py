@@ -18,8 +18,9 @@ PYTHON = "/usr/bin/python3"
 class Sim:
     """One simulator process. kind: "pymodbus" (TCP or RTU) or "modbus-serial" (TCP)."""
 
-    def __init__(self, kind, port=None, device=None, units=(1,), baud=9600):
+    def __init__(self, kind, port=None, device=None, units=(1,), baud=9600, size=None):
         self.kind, self.port, self.device, self.units, self.baud = kind, port, device, units, baud
+        self.size = size  # pymodbus: registers per table
         self.proc = None
 
     def start(self):
@@ -28,6 +29,8 @@ class Sim:
             cmd = [PYTHON, os.path.join(SIM_DIR, "sim_pymodbus.py"), "--units", units]
             cmd += ["--tcp", str(self.port)] if self.device is None else \
                 ["--rtu", self.device, "--baud", str(self.baud)]
+            if self.size:
+                cmd += ["--size", str(self.size)]
         else:
             cmd = ["node", os.path.join(SIM_DIR, "sim_modbus_serial.mjs"), str(self.port), units]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -137,3 +140,11 @@ def text(pts, typ):
 
 def num(pts, typ, default=None):
     return pts.get(typ, {}).get("value", default)
+
+
+def stop_clean(d):
+    """Stops the daemon and checks it exited 0 without a sanitizer report (ASan,
+    LeakSanitizer or UBSan) in its log."""
+    rc = d.stop()
+    out = d.output()
+    assert rc == 0 and "Sanitizer" not in out and "runtime error" not in out, out[-4000:]

@@ -4,13 +4,14 @@ register contents made by pymodbus's own payload builder, scale and offset, gap
 filling counted by the simulator itself, writes and their read-back, a dead unit
 that does not stall a live one, a simulator that goes away and comes back."""
 import struct
+import time
 
 import pytest
 from pymodbus.constants import Endian
 from pymodbus.payload import BinaryPayloadBuilder
 
 from conftest import Daemon, free_port, wait_for
-from mbsim import Sim, num, points, text, value, wait_point, wait_value
+from mbsim import Sim, num, points, stop_clean, text, value, wait_point, wait_value
 
 SIMS = ["pymodbus", "modbus-serial"]
 
@@ -51,8 +52,8 @@ def io(iid, **pts):
 def sims():
     made = []
 
-    def make(kind, units=(1,), port=None):
-        s = Sim(kind, port=port or free_port(), units=units).start()
+    def make(kind, units=(1,), port=None, size=None):
+        s = Sim(kind, port=port or free_port(), units=units, size=size).start()
         made.append(s)
         return s
     yield make
@@ -70,8 +71,7 @@ def gw(tmp_path):
         return d, d.client()
     yield make
     for d in made:
-        d.stop()
-        assert "ERROR: AddressSanitizer" not in d.output()
+        stop_clean(d)
 
 
 @pytest.mark.parametrize("kind", SIMS)
@@ -203,12 +203,11 @@ def test_dead_unit_does_not_stall_a_live_one(kind, sims, gw):
                    "unit 1 degraded")
     assert text(p, "lastError") == "unit 1 failed 2 polls in a row: skipped for 3000 ms"
     # The live unit keeps up: each change shows within about one poll period.
-    import time
     for k in range(1, 6):
         sim.set("hr", 0, [k * 11], unit=2)
         t0 = time.monotonic()
         wait_value(c, "plc", "live", k * 11)
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 2.0
     bus = points(c, "gw-test", "plc")
     assert num(bus, "connected") == 1
     assert num(bus, "errorCount") >= 1
@@ -225,11 +224,58 @@ def test_simulator_goes_away_and_comes_back(kind, sims, gw):
     sim.stop()
     bus = wait_point(c, "gw-test", "plc", lambda p: num(p, "connected") == 0, "disconnected")
     assert num(bus, "errorCount") >= 1
-    p = wait_point(c, "plc", "a", lambda p: "bus not connected" in text(p, "lastError"),
-                   "the IO says why")
+    wait_point(c, "plc", "a", lambda p: "bus not connected" in text(p, "lastError"),
+               "the IO says why")
     assert value(c, "plc", "a") == 11  # the last value stays
     back = sims(kind, port=sim.port)
     back.set("hr", 0, [22])
     wait_value(c, "plc", "a", 22)
     wait_point(c, "gw-test", "plc", lambda p: num(p, "connected") == 1, "reconnected")
     wait_point(c, "plc", "a", lambda p: text(p, "lastError") == "", "lastError cleared")
+
+
+def test_deadband_refresh_and_pause(sims, gw):
+    sim = sims("pymodbus")
+    sim.set("hr", 0, [100])
+    sim.set("hr", 100, [7])
+    ios = [io("db", address=0, deadband=5), io("rf", address=100, refreshPeriod=300)]
+    d, c = gw([bus_node("plc", sim.port, ios)])
+    wait_value(c, "plc", "db", 100)
+    sim.set("hr", 0, [104])  # within the deadband: not published
+    sim.set("hr", 100, [8])
+    wait_value(c, "plc", "rf", 8)  # a later read than the one that saw 104
+    wait_value(c, "plc", "rf", 8)
+    assert value(c, "plc", "db") == 100
+    sim.set("hr", 0, [106])  # past it
+    wait_value(c, "plc", "db", 106)
+    # An unchanged value is published again every refreshPeriod.
+    t1 = points(c, "plc", "rf")["value"]["time"]
+    wait_point(c, "plc", "rf", lambda p: p["value"]["time"] > t1, "a refresh")
+
+    # A pause between requests: 2 ranges, 400 ms apart, so at most 2 cycles a second
+    # however short the poll period.
+    assert c.request("p.plc", '[{"type":"pauseBetweenRequests","value":400},'
+                     '{"type":"pollPeriod","value":10}]') == {"ok": True}
+    wait_for(lambda: sim.requests() > 0, what="requests")
+    n0, t0 = sim.requests(), time.monotonic()
+    wait_for(lambda: time.monotonic() - t0 >= 2, what="two seconds")  # an interval, not readiness
+    rate = (sim.requests() - n0) / (time.monotonic() - t0)
+    assert 1.0 <= rate <= 3.5, rate  # about 2.5; without the pause it would be ~100
+
+
+def test_exception_responses_and_isolation(sims, gw):
+    """A device with 10 registers: a gap-filled read that reaches past them gets
+    exception 02; its IOs are then read one by one and only the bad one fails."""
+    sim = sims("pymodbus", size=10)
+    sim.set("hr", 0, [1, 0, 0, 0, 0, 6])
+    ios = [io("ok0", address=0), io("ok5", address=5), io("bad", address=12)]
+    d, c = gw([bus_node("plc", sim.port, ios)])
+    wait_value(c, "plc", "ok0", 1)
+    wait_value(c, "plc", "ok5", 6)
+    p = wait_point(c, "plc", "bad", lambda p: num(p, "errorCount", 0) >= 2, "errors")
+    assert text(p, "lastError") == "unit 1 holdingRegister 12..12: Illegal data address"
+    bus = wait_point(c, "gw-test", "plc", lambda p: num(p, "requestsPerCycle") == 3,
+                     "one request per IO after the isolation")
+    assert num(bus, "errorCount") >= 2
+    assert "Illegal data address" in text(bus, "lastError")
+    assert text(points(c, "plc", "ok5"), "lastError") == ""

@@ -3,12 +3,13 @@ python3-pymodbus 3.0): a TCP server, or an RTU server on a serial device (one en
 a socat PTY pair).
 
 Usage:
-  sim_pymodbus.py --tcp PORT [--units 1,2]
-  sim_pymodbus.py --rtu DEVICE [--baud 9600] [--units 1]
+  sim_pymodbus.py --tcp PORT [--units 1,2] [--size N]
+  sim_pymodbus.py --rtu DEVICE [--baud 9600] [--units 1] [--size N]
 
-Every unit id in --units has its own four tables of 65,536 entries, addressed from
-0 (pymodbus's zero_mode). Requests to other unit ids get no answer at all, as from
-a device that is not there.
+Every unit id in --units has its own four tables of N entries (default 65,536),
+addressed from 0 (pymodbus's zero_mode); a request past the end gets exception 02
+(illegal data address). Requests to other unit ids get no answer at all, as from a
+device that is not there.
 
 Control: one JSON object per line on stdin, one JSON answer per line on stdout.
 The first line out is {"ready": true} once the server listens (or has opened its
@@ -42,9 +43,9 @@ def count(response):
     return response, False
 
 
-def unit_context():
+def unit_context(size):
     def block():
-        return ModbusSequentialDataBlock(0, [0] * 65536)
+        return ModbusSequentialDataBlock(0, [0] * size)
     return ModbusSlaveContext(di=block(), co=block(), hr=block(), ir=block(), zero_mode=True)
 
 
@@ -81,10 +82,11 @@ async def main():
     ap.add_argument("--rtu")
     ap.add_argument("--baud", type=int, default=9600)
     ap.add_argument("--units", default="1")
+    ap.add_argument("--size", type=int, default=65536)
     a = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     units = [int(u) for u in a.units.split(",")]
-    context = ModbusServerContext(slaves={u: unit_context() for u in units}, single=False)
+    context = ModbusServerContext(slaves={u: unit_context(a.size) for u in units}, single=False)
     if a.tcp:
         server = ModbusTcpServer(context, framer=ModbusSocketFramer,
                                  address=("127.0.0.1", a.tcp), allow_reuse_address=True,
