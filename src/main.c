@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "edgepoint/cli.h"
+#include "edgepoint/cloud.h"
 #include "edgepoint/config.h"
 #include "edgepoint/service.h"
 
@@ -136,6 +137,7 @@ static int cmd_help(int argc, char **argv)
 
 static const struct command commands[] = {
 	{"serve", "serve [-c FILE]", "run the gateway", cmd_serve},
+	{"cloud", "cloud -c FILE", "run the cloud side of the sync (cloud.json)", cloud_command},
 	{"check-config", "check-config FILE", "validate a configuration file", cmd_check_config},
 	{"passwd", "passwd [--iterations N]", "hash a password for bus.auth.users", service_passwd},
 	{"get", "get NODE [TYPE[.KEY]]", "print a node's points from a running gateway", cli_get},

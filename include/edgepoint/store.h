@@ -37,6 +37,7 @@ struct store_opts {
 	size_t max_batch;     /* points per transaction at most; 0 = 10000 */
 	bool outbox;          /* record accepted changes in the outbox */
 	int64_t outbox_max_rows; /* 0 = unbounded; past it the oldest rows are dropped */
+	int64_t outbox_max_bytes; /* the same for the rows' size (their JSON estimate) */
 };
 
 struct store_node {
@@ -122,5 +123,20 @@ int store_outbox_read(struct store *st, int64_t after_id, size_t max,
  * wait for the worker's transaction to end (busy timeout 5 s). */
 int store_outbox_ack(struct store *st, int64_t upto_id);
 int store_outbox_count(struct store *st, int64_t *rows);
+/* The outbox's size in bytes (the sum of each row's estimated JSON size). */
+int store_outbox_bytes(struct store *st, int64_t *bytes);
+/*
+ * Turns the outbox on or off and sets its caps (0 = unbounded) while the store
+ * runs; the next batch uses them. Rows already there stay until acknowledged or
+ * cut by a cap. Loop thread.
+ */
+void store_outbox_config(struct store *st, bool on, int64_t max_rows, int64_t max_bytes);
+/*
+ * Point types of one node that the outbox does not record (the sync node's status
+ * points and credentials: local state that must neither go up nor push real
+ * changes out of a full outbox). types is a NULL-ended list that must stay valid;
+ * node NULL clears it. Taken with the next batch. Loop thread.
+ */
+void store_outbox_skip(struct store *st, const char *node, const char *const *types);
 
 #endif

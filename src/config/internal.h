@@ -79,6 +79,16 @@ bool config__utf8_valid(const char *s);
 /* The text of a range for messages: "0..65535", "0..30d", "more than 0". */
 void config__range_text(char *buf, size_t sz, int64_t min, int64_t max, bool duration);
 
+/*
+ * parse.c, for other files in the same format (the cloud's cloud.json): JSON text
+ * to a cJSON tree, with syntax errors by line and column (EP_ECONFIG); and a file
+ * read whole, at most 16 MiB (EP_EIO or EP_ECONFIG; *text freed with ep_free()).
+ */
+int config__parse_json(const char *name, const char *text, size_t len, cJSON **out,
+		       struct ep_errbuf *eb);
+int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime,
+		      struct ep_errbuf *eb);
+
 /* schema.c: the daemon settings (everything but "nodes"). */
 int config__settings_defaults(struct config__walk *w, struct config *c);
 int config__settings(struct config__walk *w, const cJSON *root, struct config *c);

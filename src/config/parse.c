@@ -116,14 +116,13 @@ static int validate(struct config__walk *w, const cJSON *root, struct config *ou
 	return 0;
 }
 
-int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
-		 struct config *out, struct ep_errbuf *eb)
+int config__parse_json(const char *name, const char *text, size_t len, cJSON **out,
+		       struct ep_errbuf *eb)
 {
-	struct config__walk w = {.name = name, .eb = eb};
 	const char *end = NULL;
-	int rc;
+	int rc = 0;
 
-	memset(out, 0, sizeof(*out));
+	*out = NULL;
 	const char *nul = memchr(text, '\0', len);
 	if (nul)
 		return syntax_error(name, text, len, nul - text, "a NUL byte", eb);
@@ -132,20 +131,31 @@ int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
 		return EP_ECONFIG;
 	}
 	char *buf = ep_strndup(text, len);
-	cJSON *root = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
-	if (root == NULL) {
+	*out = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
+	if (*out == NULL) {
 		size_t pos = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
 		rc = syntax_error(name, text, len, error_pos(text, pos), NULL, eb);
-		goto out_free_buf;
 	}
+	ep_free(buf);
+	return rc;
+}
+
+int config_parse(const char *name, const char *text, size_t len, int64_t mtime,
+		 struct config *out, struct ep_errbuf *eb)
+{
+	struct config__walk w = {.name = name, .eb = eb};
+	cJSON *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = config__parse_json(name, text, len, &root, eb)) < 0)
+		return rc;
 	out->path = ep_strdup(name);
 	out->mtime = mtime;
 	rc = validate(&w, root, out);
 	if (rc < 0)
 		config_free(out);
 	cJSON_Delete(root);
-out_free_buf:
-	ep_free(buf);
 	return rc;
 }
 
@@ -179,14 +189,14 @@ static int read_all(int fd, size_t hint, char **out, size_t *n)
 	return 0;
 }
 
-int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
+int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime,
+		      struct ep_errbuf *eb)
 {
 	struct stat st;
-	char *text;
-	size_t len;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
+	*text = NULL;
+	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ep_errbuf_set(eb, "%s: cannot open: %s", path, strerror(errno));
@@ -202,27 +212,39 @@ int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
 		rc = EP_EIO;
 		goto out_close;
 	}
-	text = NULL;
-	len = 0;
-	rc = read_all(fd, (size_t)st.st_size, &text, &len);
+	rc = read_all(fd, (size_t)st.st_size, text, len);
 	if (rc < 0) {
 		ep_errbuf_set(eb, "%s: cannot read: %s", path, strerror(-rc));
 		rc = EP_EIO;
 		goto out_close;
 	}
-	if (len > CONFIG_MAX_BYTES) {
+	if (*len > CONFIG_MAX_BYTES) {
 		ep_errbuf_set(eb, "%s: is larger than 16 MiB", path);
+		ep_free(*text);
+		*text = NULL;
 		rc = EP_ECONFIG;
-		goto out_free_text;
+		goto out_close;
 	}
-	int64_t mtime = (int64_t)st.st_mtim.tv_sec * EP_NS_PER_SEC + st.st_mtim.tv_nsec;
+	*mtime = (int64_t)st.st_mtim.tv_sec * EP_NS_PER_SEC + st.st_mtim.tv_nsec;
+out_close:
+	close(fd);
+	return rc;
+}
+
+int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
+{
+	char *text;
+	size_t len;
+	int64_t mtime;
+
+	memset(out, 0, sizeof(*out));
+	int rc = config__read_file(path, &text, &len, &mtime, eb);
+	if (rc < 0)
+		return rc;
 	rc = config_parse(path, text, len, mtime, out, eb);
 	if (rc == 0 && (rc = config__bus_tls_check(out, eb)) < 0)
 		config_free(out);
-out_free_text:
 	ep_free(text);
-out_close:
-	close(fd);
 	return rc;
 }
 

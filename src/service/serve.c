@@ -24,6 +24,7 @@
 #include "edgepoint/modbus.h"
 #include "edgepoint/service.h"
 #include "edgepoint/store.h"
+#include "edgepoint/sync.h"
 #include "edgepoint/tls.h"
 
 struct serve {
@@ -35,6 +36,7 @@ struct serve {
 	struct ep_tls_conf *bus_tls; /* freed after the loop has closed the bus */
 	struct api *api;
 	struct modbus *modbus;
+	struct sync *sync;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uint64_t started_ms;
@@ -90,6 +92,7 @@ static void reload(struct serve *s)
 	ep_log_level = next.log_level;
 	api_set_max_clock_skew(s->api, next.max_clock_skew);
 	modbus_rescan(s->modbus); /* the merge bypassed the bus */
+	sync_rescan(s->sync);
 	config_free(&s->cfg);
 	s->cfg = next;
 	ep_log(EP_LOG_NOTICE, "service", "configuration reloaded (bus and store settings "
@@ -160,6 +163,24 @@ static int bus_tls_conf(struct serve *s, struct ep_errbuf *eb)
 	return 0;
 }
 
+/*
+ * Whether the file has a sync node under the device that is not disabled: then the
+ * outbox records changes from the first write on. The sync module switches it on
+ * and off at run time as sync nodes come and go (sync.h).
+ */
+static bool has_sync(const struct config_node *n, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		bool disabled = false;
+		for (size_t k = 0; k < n[i].points.n; k++)
+			if (strcmp(n[i].points.v[k].type, "disabled") == 0)
+				disabled = n[i].points.v[k].value != 0;
+		if (strcmp(n[i].type, "sync") == 0 && !disabled)
+			return true;
+	}
+	return false;
+}
+
 static int start(struct serve *s, struct ep_errbuf *eb)
 {
 	char path[4200];
@@ -176,6 +197,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 	struct store_opts so = {
 		.sync_full = s->cfg.store.sync_full,
 		.batch_window = s->cfg.store.batch_window,
+		.outbox = has_sync(s->cfg.nodes, s->cfg.nnodes),
 	};
 	if ((rc = store_open(&s->loop, path, &so, &s->store, eb)) < 0)
 		return rc;
@@ -217,11 +239,18 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		ep_errbuf_set(eb, "cannot start the Modbus module: %s", ep_strerror(rc));
 		return rc;
 	}
+	struct sync_opts yo = {.loop = &s->loop, .bus = s->bus, .api = s->api,
+			       .store = s->store, .device_id = s->cfg.device_id};
+	if ((rc = sync_start(&yo, &s->sync)) < 0) {
+		ep_errbuf_set(eb, "cannot start the sync module: %s", ep_strerror(rc));
+		return rc;
+	}
 	return 0;
 }
 
 static void stop(struct serve *s)
 {
+	sync_stop(s->sync); /* the link closes; its reads and writes end */
 	modbus_stop(s->modbus); /* its workers end; nothing more is published */
 	if (s->store)
 		store_flush(s->store); /* acknowledgements still go out on the bus */

@@ -70,6 +70,7 @@ static int apply_points(struct store *st, const struct store_req *r)
 	rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
+	bool skip_node = st->outbox_skip_node[0] && strcmp(r->node, st->outbox_skip_node) == 0;
 	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < r->n; i++) {
 		store__bind_point(s, &r->p[i]);
@@ -79,7 +80,7 @@ static int apply_points(struct store *st, const struct store_req *r)
 		if (rc == 0)
 			continue;
 		winners++;
-		if (st->opts.outbox) {
+		if (st->opts.outbox && !(skip_node && store__outbox_skips(st, r->p[i].type))) {
 			rc = store__outbox_append(st, r->node, "", false, &r->p[i]);
 			if (rc < 0)
 				return rc;
@@ -234,6 +235,7 @@ static int run_batch(struct store *st, struct store_req *batch, bool careful,
 	struct store_req *r;
 
 	memset(acc, 0, sizeof(*acc));
+	st->ob_batch = 0;
 	if (store__step_done(db, st->ws[WS_BEGIN], "BEGIN") < 0)
 		return EP_ESTORE;
 	for (r = batch; r != NULL; r = r->next) {
@@ -251,11 +253,12 @@ static int run_batch(struct store *st, struct store_req *batch, bool careful,
 			acc->errors++;
 		}
 	}
-	if (st->opts.outbox && st->opts.outbox_max_rows > 0 && acc->written > 0 &&
-	    store__outbox_trim(st, &acc->dropped) < 0)
+	if (st->opts.outbox && (st->opts.outbox_max_rows > 0 || st->opts.outbox_max_bytes > 0) &&
+	    acc->written > 0 && store__outbox_trim(st, &acc->dropped) < 0)
 		goto out_rollback;
 	if (store__step_done(db, st->ws[WS_COMMIT], "COMMIT") < 0)
 		goto out_rollback;
+	acc->outbox_bytes = st->ob_batch;
 	return 0;
 
 out_rollback:

@@ -66,7 +66,10 @@ enum {
 	WS_NODE_TYPE_SET,
 	WS_CYCLE,
 	WS_OUTBOX_APPEND,
-	WS_OUTBOX_TRIM,
+	WS_OUTBOX_MAX_ID,
+	WS_OUTBOX_SUM,
+	WS_OUTBOX_OLDEST,
+	WS_OUTBOX_CUT,
 	WS_META_ADD,
 	WS_MAX
 };
@@ -83,6 +86,10 @@ enum {
 	RS_OUTBOX_READ,
 	RS_OUTBOX_ACK,
 	RS_OUTBOX_COUNT,
+	RS_OUTBOX_SUM,
+	RS_BEGIN,
+	RS_COMMIT,
+	RS_ROLLBACK,
 	RS_PAGE_COUNT,
 	RS_PAGE_SIZE,
 	RS_MAX
@@ -123,7 +130,21 @@ struct store {
 	unsigned flushers;   /* store_flush() calls waiting: skip the batch window */
 	int wait_state;      /* what the worker waits for (writer.c) */
 	uint64_t inflight;   /* queued writes whose callback has not run */
+	/* store_outbox_config(): taken into opts by the worker with the next batch. */
+	bool outbox_next_set;
+	bool outbox_next_on;
+	int64_t outbox_next_rows, outbox_next_bytes;
+	/* store_outbox_skip(): point types of one node that the outbox leaves out. The
+	 * worker reads them; they change under mu, between batches. */
+	char outbox_skip_node[EP_TOKEN_MAX + 1];
+	const char *const *outbox_skip_types;
+	bool outbox_skip_set;
+	char outbox_skip_next[EP_TOKEN_MAX + 1];
+	const char *const *outbox_skip_next_types;
 	struct store_stats stats;
+	int64_t outbox_bytes; /* the rows' estimated sizes, summed (committed state) */
+	int64_t ob_batch;     /* worker only: what the running transaction adds */
+	int64_t ob_logged, ob_dropped_unlogged; /* worker only: the "outbox full" log */
 };
 
 /* store.c */
@@ -149,6 +170,7 @@ struct store_batch_result {
 	uint64_t ignored;
 	uint64_t errors;
 	uint64_t dropped;
+	int64_t outbox_bytes; /* the change of the outbox's size */
 };
 int store__apply_batch(struct store *st, struct store_req *batch,
 		       struct store_batch_result *res);
@@ -157,5 +179,7 @@ int store__apply_batch(struct store *st, struct store_req *batch,
 int store__outbox_append(struct store *st, const char *node, const char *parent,
 			 bool edge, const struct store_pt *p);
 int store__outbox_trim(struct store *st, uint64_t *dropped);
+/* True if type is one of the skipped node's types (the caller matched the node). */
+bool store__outbox_skips(const struct store *st, const char *type);
 
 #endif

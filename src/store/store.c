@@ -67,9 +67,12 @@ static const char *const ws_sql[WS_MAX] = {
 	[WS_OUTBOX_APPEND] =
 		"INSERT INTO outbox(node, type, key, time, value, text, tombstone, origin, "
 		"parent, edge, bytes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	/* Keeps the newest ?1 ids; ids are contiguous (AUTOINCREMENT, deletions
-	 * only ever remove the oldest rows), so that is ?1 rows. */
-	[WS_OUTBOX_TRIM] = "DELETE FROM outbox WHERE id <= (SELECT max(id) FROM outbox) - ?1",
+	/* Ids are contiguous (AUTOINCREMENT, deletions only ever remove the oldest
+	 * rows), so the newest N rows are the ids above max(id) - N. */
+	[WS_OUTBOX_MAX_ID] = "SELECT coalesce(max(id), 0) FROM outbox",
+	[WS_OUTBOX_SUM] = "SELECT coalesce(sum(bytes), 0) FROM outbox WHERE id <= ?1",
+	[WS_OUTBOX_OLDEST] = "SELECT id, bytes FROM outbox ORDER BY id",
+	[WS_OUTBOX_CUT] = "DELETE FROM outbox WHERE id <= ?1",
 	[WS_META_ADD] = "UPDATE meta SET value = value + ?2 WHERE key = ?1",
 };
 
@@ -96,6 +99,10 @@ static const char *const rs_sql[RS_MAX] = {
 			   "ORDER BY id LIMIT ?2",
 	[RS_OUTBOX_ACK] = "DELETE FROM outbox WHERE id <= ?1",
 	[RS_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+	[RS_OUTBOX_SUM] = "SELECT coalesce(sum(bytes), 0) FROM outbox WHERE id <= ?1",
+	[RS_BEGIN] = "BEGIN IMMEDIATE",
+	[RS_COMMIT] = "COMMIT",
+	[RS_ROLLBACK] = "ROLLBACK",
 	[RS_PAGE_COUNT] = "PRAGMA page_count",
 	[RS_PAGE_SIZE] = "PRAGMA page_size",
 };
@@ -261,6 +268,16 @@ static int load_counters(struct store *st, struct ep_errbuf *eb)
 	}
 	if (sqlite3_step(s) == SQLITE_ROW)
 		st->stats.outbox_dropped = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	/* The outbox's size is kept in memory from here on (outbox.c). */
+	rc = sqlite3_prepare_v2(st->wdb, "SELECT coalesce(sum(bytes), 0) FROM outbox", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK) {
+		ep_errbuf_set(eb, "reading the outbox: %s", sqlite3_errmsg(st->wdb));
+		return EP_ESTORE;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		st->outbox_bytes = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return 0;
 }

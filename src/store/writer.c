@@ -126,6 +126,17 @@ static void worker_main(void *arg)
 			break; /* stopping, and nothing left to do */
 		wait_window(st);
 		batch = take_batch(st);
+		if (st->outbox_next_set) {
+			st->opts.outbox = st->outbox_next_on;
+			st->opts.outbox_max_rows = st->outbox_next_rows;
+			st->opts.outbox_max_bytes = st->outbox_next_bytes;
+			st->outbox_next_set = false;
+		}
+		if (st->outbox_skip_set) {
+			memcpy(st->outbox_skip_node, st->outbox_skip_next, sizeof(st->outbox_skip_node));
+			st->outbox_skip_types = st->outbox_skip_next_types;
+			st->outbox_skip_set = false;
+		}
 		uv_mutex_unlock(&st->mu);
 
 		store__apply_batch(st, batch, &res);
@@ -144,6 +155,7 @@ static void worker_main(void *arg)
 		st->stats.points_ignored += res.ignored;
 		st->stats.write_errors += res.errors;
 		st->stats.outbox_dropped += res.dropped;
+		st->outbox_bytes += res.outbox_bytes;
 		uv_cond_broadcast(&st->done_cv);
 		uv_async_send(&st->async->h);
 	}
