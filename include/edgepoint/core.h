@@ -113,4 +113,7 @@ char *ep_time_format(int64_t ns, char *buf);
 /* Parse a duration "250ms", "30s", "5m", "1h", "2d" or a bare number of seconds. */
 int ep_duration_parse(const char *s, int64_t *ns_out);
 
+/* mkdir -p with mode 0750: 0 (also when it exists) or a negative errno. */
+int ep_mkdirs(const char *dir);
+
 #endif

@@ -187,31 +187,13 @@ static int scan_file(struct cloud *c, struct cloud_dev *d, const char *path,
 	return 0;
 }
 
-static int make_dir(const char *dir)
-{
-	char buf[4200];
-	if (ep_strlcpy(buf, dir, sizeof(buf)) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int cloud__fleet_scan(struct cloud *c, struct ep_errbuf *eb)
 {
 	char path[4600], id[EP_TOKEN_MAX + 1];
 	int rc;
 
 	snprintf(c->devices_dir, sizeof(c->devices_dir), "%s/devices", c->cfg.data_dir);
-	if ((rc = make_dir(c->devices_dir)) < 0) {
+	if ((rc = ep_mkdirs(c->devices_dir)) < 0) {
 		ep_errbuf_set(eb, "cannot create %s: %s", c->devices_dir, strerror(-rc));
 		return EP_EIO;
 	}

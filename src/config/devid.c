@@ -78,25 +78,6 @@ static int from_machine_id(char *out)
 	return 0;
 }
 
-/* mkdir -p dir (0750). */
-static int make_dirs(const char *dir)
-{
-	char buf[4096];
-	if (ep_strlcpy(buf, dir, sizeof(buf)) >= sizeof(buf))
-		return EP_EINVAL;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-			return EP_EIO;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return EP_EIO;
-	return 0;
-}
-
 /* Writes text to path through path.tmp and a rename. */
 static int write_atomic(const char *path, const char *text)
 {
@@ -134,7 +115,7 @@ static int from_data_dir(const char *data_dir, char *out)
 	hex_id(b, id);
 	char line[EP_TOKEN_MAX + 3];
 	snprintf(line, sizeof(line), "%s\n", id);
-	int rc = make_dirs(data_dir);
+	int rc = ep_mkdirs(data_dir) < 0 ? EP_EIO : 0;
 	if (rc == 0)
 		rc = write_atomic(path, line);
 	if (rc < 0)

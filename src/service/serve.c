@@ -47,25 +47,6 @@ static int load_config(const char *path, struct config *c, struct ep_errbuf *eb)
 	return path ? config_load(path, c, eb) : config_load_default(c, eb);
 }
 
-/* mkdir -p for the data directory. */
-static int make_dirs(const char *dir)
-{
-	char buf[4096];
-	if (ep_strlcpy(buf, dir, sizeof(buf)) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void reload(struct serve *s)
 {
 	struct config next;
@@ -184,7 +165,7 @@ static bool has_sync(const struct config_node *n, size_t count)
 static int start(struct serve *s, struct ep_errbuf *eb)
 {
 	char path[4200];
-	int rc = make_dirs(s->cfg.data_dir);
+	int rc = ep_mkdirs(s->cfg.data_dir);
 	if (rc < 0) {
 		ep_errbuf_set(eb, "cannot create data_dir %s: %s", s->cfg.data_dir, strerror(-rc));
 		return rc;

@@ -105,6 +105,24 @@ def _quote(s):
     return json.dumps(s)  # a JSON string is a valid nats-server config string
 
 
+def server_conf_lines(kind, certs, token=TOKEN):
+    """nats-server config lines for a kind: plain, token, users, tls or mtls."""
+    if kind == "token":
+        return ["authorization { token: %s }" % _quote(token)]
+    if kind == "users":
+        return ["authorization { users: [ {user: %s, password: %s} ] }"
+                % (_quote(USER), _quote(PASSWORD))]
+    if kind == "tls":
+        return ["tls { cert_file: %s, key_file: %s, timeout: 5 }"
+                % (_quote(certs.cert), _quote(certs.key))]
+    if kind == "mtls":
+        return ["tls { cert_file: %s, key_file: %s, ca_file: %s, verify: true, "
+                "timeout: 5 }" % (_quote(certs.cert), _quote(certs.key), _quote(certs.ca))]
+    if kind != "plain":
+        raise ValueError(kind)
+    return []
+
+
 class NatsServer:
     """One nats-server process with a generated config on a free loopback port."""
 
@@ -120,20 +138,7 @@ class NatsServer:
         lines = ["listen: 127.0.0.1:%d" % self.port,
                  "max_payload: %d" % lim["max_payload"],
                  "max_control_line: %d" % lim["max_control_line"]]
-        if kind == "token":
-            lines.append("authorization { token: %s }" % _quote(TOKEN))
-        elif kind == "users":
-            lines.append("authorization { users: [ {user: %s, password: %s} ] }"
-                         % (_quote(USER), _quote(PASSWORD)))
-        elif kind == "tls":
-            lines.append("tls { cert_file: %s, key_file: %s, timeout: 5 }"
-                         % (_quote(certs.cert), _quote(certs.key)))
-        elif kind == "mtls":
-            lines.append("tls { cert_file: %s, key_file: %s, ca_file: %s, verify: true, "
-                         "timeout: 5 }" % (_quote(certs.cert), _quote(certs.key),
-                                           _quote(certs.ca)))
-        elif kind != "plain":
-            raise ValueError(kind)
+        lines += server_conf_lines(kind, certs)
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -171,7 +176,7 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc is not None:
+        if self.proc is not None and not self.log.closed:
             self.log.close()
 
 

@@ -9,7 +9,6 @@ polled (a port, a JetStream API answer, a ready log line), never slept for.
 import base64
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -17,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import BIN, Daemon, free_port, port_open, wait_for
+from conftest import BIN, Daemon, free_port, wait_for
+from peers import NatsServer, server_conf_lines
 
 # Every process started here, stopped after each test however it ends (the
 # autouse fixture below, which each test module imports).
@@ -35,7 +35,6 @@ def stop_peers():
             pass
 
 
-NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
 TOKEN = "sync-token-5b1e"
 
 
@@ -206,7 +205,7 @@ def uplinked_points(client, stream, device, snapshots=False):
 
 # --- nats-server with JetStream ----------------------------------------------------------
 
-class JsServer:
+class JsServer(NatsServer):
     """One nats-server with JetStream: kind plain, token, tls or mtls; cluster peers
     when routes are given (cluster_port, routes: a list of cluster ports)."""
 
@@ -229,23 +228,9 @@ class JsServer:
             lines.append("cluster { name: edgepoint-test, listen: 127.0.0.1:%d, routes: [%s] }"
                          % (cluster_port, ", ".join("nats-route://127.0.0.1:%d" % r
                                                     for r in routes or [])))
-        if kind == "token":
-            lines.append("authorization { token: %s }" % q(TOKEN))
-        elif kind == "tls":
-            lines.append("tls { cert_file: %s, key_file: %s, timeout: 5 }"
-                         % (q(certs.cert), q(certs.key)))
-        elif kind == "mtls":
-            lines.append("tls { cert_file: %s, key_file: %s, ca_file: %s, verify: true, "
-                         "timeout: 5 }" % (q(certs.cert), q(certs.key), q(certs.ca)))
-        elif kind != "plain":
-            raise ValueError(kind)
+        lines += server_conf_lines(kind, certs, token=TOKEN)
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
-
-    @property
-    def url(self):
-        scheme = "tls" if self.kind in ("tls", "mtls") else "nats"
-        return "%s://127.0.0.1:%d" % (scheme, self.port)
 
     def client(self):
         c = self.certs
@@ -255,19 +240,8 @@ class JsServer:
                         token=TOKEN if self.kind == "token" else None)
 
     def start(self, wait_js=True):
-        if not os.access(NATS_SERVER, os.X_OK):
-            raise AssertionError("nats-server not found at %s" % NATS_SERVER)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", self.conf_path], stdout=self.log,
-                                     stderr=self.log, cwd=self.dir)
         _started.append(self)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("nats-server exited with %d:\n%s"
-                                     % (self.proc.returncode, self.output()[-3000:]))
-            return port_open(self.port)
-        wait_for(up, what="nats-server's port")
+        super().start()
         if wait_js:
             self.wait_js()
         return self
@@ -285,24 +259,6 @@ class JsServer:
             except (AssertionError, OSError, ValueError):
                 return False
         wait_for(ready, timeout=timeout, what="JetStream on port %d" % self.port, interval=0.1)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def output(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and not self.log.closed:
-            self.log.close()
 
     def kill(self):
         if self.alive():
