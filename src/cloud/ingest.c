@@ -239,7 +239,9 @@ struct cstep {
 	uint64_t gen;
 };
 
-static void on_consumer(void *arg, const struct sync_js_reply *r)
+/* Frees a step and returns its consumer, or NULL when the connection the step was
+ * made on is gone (a reconnect or a stop came in between). */
+static struct cloud_cons *step_done(void *arg)
 {
 	struct cstep *st = arg;
 	struct cloud_cons *k = st->k;
@@ -247,8 +249,16 @@ static void on_consumer(void *arg, const struct sync_js_reply *r)
 	bool stale = st->gen != c->gen || c->nc == NULL || c->stopping;
 
 	ep_free(st);
-	if (stale)
+	return stale ? NULL : k;
+}
+
+static void on_consumer(void *arg, const struct sync_js_reply *r)
+{
+	struct cloud_cons *k = step_done(arg);
+	if (k == NULL)
 		return;
+	struct cloud *c = k->c;
+
 	if (r->err != 0) {
 		cloud__error(c, "cannot create the consumer %s on %s: %s", k->durable,
 			     k->conf->name, r->text);
@@ -341,14 +351,11 @@ static void stream_ready(struct cloud *c, struct cloud_cons *k)
 
 static void on_created(void *arg, const struct sync_js_reply *r)
 {
-	struct cstep *st = arg;
-	struct cloud_cons *k = st->k;
-	struct cloud *c = k->c;
-	bool stale = st->gen != c->gen || c->nc == NULL || c->stopping;
-
-	ep_free(st);
-	if (stale)
+	struct cloud_cons *k = step_done(arg);
+	if (k == NULL)
 		return;
+	struct cloud *c = k->c;
+
 	if (r->err != 0) {
 		retry(c, "cannot create the stream", k->conf->name, r->text);
 		return;
@@ -359,14 +366,11 @@ static void on_created(void *arg, const struct sync_js_reply *r)
 
 static void on_updated(void *arg, const struct sync_js_reply *r)
 {
-	struct cstep *st = arg;
-	struct cloud_cons *k = st->k;
-	struct cloud *c = k->c;
-	bool stale = st->gen != c->gen || c->nc == NULL || c->stopping;
-
-	ep_free(st);
-	if (stale)
+	struct cloud_cons *k = step_done(arg);
+	if (k == NULL)
 		return;
+	struct cloud *c = k->c;
+
 	if (r->err == EP_EIO)
 		ep_log(EP_LOG_ERROR, "cloud", "stream %s differs from %s and cannot be updated: %s; "
 		       "it is used as it is", k->conf->name, c->cfg.path, r->text);
