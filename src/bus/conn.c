@@ -16,6 +16,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "bus/bus_int.h"
 #include "edgepoint/tls.h"
@@ -111,10 +112,37 @@ static char *json_esc(char *p, char *end, const char *s)
 	return p;
 }
 
+/*
+ * With authentication on, INFO carries a nonce as nats-server's does (11 random
+ * bytes, unpadded base64url). Nothing here signs with it (no nkeys), but clients
+ * that look for it find the field a NATS server with auth would send.
+ */
+static void make_nonce(struct bus *b, char out[16])
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char r[12] = {0};
+	if (getrandom(r, 11, GRND_NONBLOCK) != 11)
+		for (int i = 0; i < 11; i++)
+			r[i] = (unsigned char)bus_rand(b);
+	int n = 0;
+	for (int i = 0; i < 12; i += 3) {
+		uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+		for (int k = 18; k >= 0 && n < 15; k -= 6)
+			out[n++] = a[(v >> k) & 63];
+	}
+	out[15] = '\0';
+}
+
 static void send_info(struct bus_conn *c)
 {
 	struct bus *b = c->bus;
 	char buf[1024], *p = buf, *end = buf + sizeof(buf);
+	char nonce[40] = "";
+	if (b->auth.check) {
+		char n[16];
+		make_nonce(b, n);
+		snprintf(nonce, sizeof(nonce), "\"nonce\":\"%s\",", n);
+	}
 	p += snprintf(p, (size_t)(end - p), "INFO {\"server_id\":\"%s\",\"server_name\":\"",
 		      b->server_id);
 	p = json_esc(p, end - 400, b->server_name);
@@ -123,9 +151,9 @@ static void send_info(struct bus_conn *c)
 		      EP_VERSION);
 	p = json_esc(p, end - 300, c->listener->host);
 	p += snprintf(p, (size_t)(end - p),
-		      "\",\"port\":%d,\"headers\":true,%s%s\"max_payload\":%lld,"
+		      "\",\"port\":%d,\"headers\":true,%s%s%s\"max_payload\":%lld,"
 		      "\"client_id\":%llu,\"client_ip\":\"%s\"} \r\n",
-		      c->listener->port, b->auth.check ? "\"auth_required\":true," : "",
+		      c->listener->port, b->auth.check ? "\"auth_required\":true," : "", nonce,
 		      !b->o.tls ? "" : ep_tls_conf_verify_peer(b->o.tls)
 				 ? "\"tls_required\":true,\"tls_verify\":true,"
 				 : "\"tls_required\":true,",

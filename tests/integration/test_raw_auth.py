@@ -297,3 +297,26 @@ def test_reply_subject_needs_publish_permission(servers, target):
     finally:
         alice.close()
         bob.close()
+
+
+def test_info_nonce_only_with_auth(servers, tmp_path):
+    """With auth on, INFO carries a fresh nonce (unpadded base64url, as nats-server's
+    15 characters); without auth there is none."""
+    import re
+    seen = set()
+    for _ in range(3):
+        r = Raw(servers("edgepoint", "token").port)
+        info = json.loads(r.line()[5:])
+        r.close()
+        assert re.fullmatch(r"[A-Za-z0-9_-]{15}", info.get("nonce", "")), info
+        seen.add(info["nonce"])
+    assert len(seen) == 3
+    from conftest import Daemon
+    d = Daemon(tmp_path, name="open").start()
+    try:
+        r = Raw(d.port)
+        info = json.loads(r.line()[5:])
+        r.close()
+    finally:
+        d.stop()
+    assert "nonce" not in info and "auth_required" not in info
