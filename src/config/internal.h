@@ -89,12 +89,62 @@ int config__parse_json(const char *name, const char *text, size_t len, cJSON **o
 int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime,
 		      struct ep_errbuf *eb);
 
+/*
+ * rows.c: a table of settings, one row per key, that fills the fields of a struct
+ * through offset and size (void *base): the daemon settings (schema.c) and
+ * cloud.json (src/cloud/config.c) are two such tables. Defaults are JSON texts
+ * checked by the same rows as the file's values.
+ */
+enum config__kind {
+	CONFIG__K_STRING,   /* char * (heap), "" not allowed */
+	CONFIG__K_TOKEN,    /* char[size]; "" only when empty_ok */
+	CONFIG__K_INT,      /* int64_t, int or bool within min..max */
+	CONFIG__K_DURATION, /* ns, stored as K_INT is, within min..max */
+	CONFIG__K_ENUM,     /* one of names; values[i] (or i) stored as K_INT is */
+	CONFIG__K_LISTEN,   /* char * "host:port", or "" when empty_ok */
+	CONFIG__K_CUSTOM,   /* checked and stored by .custom */
+};
+
+struct config__row {
+	const char *section; /* NULL: a top-level key; "bus", "streams.up" ... */
+	const char *name;
+	enum config__kind kind;
+	int64_t min, max;
+	const char *const *names; /* K_ENUM, NULL-ended */
+	const int *values;        /* K_ENUM: NULL = the index */
+	/* JSON text; NULL = none: the field stays zero (K_CUSTOM: custom gets NULL). */
+	const char *def;
+	size_t off, size; /* the field within base */
+	bool empty_ok;
+	/* K_CUSTOM: checks v (NULL: set the default) and fills target (base + off). */
+	int (*custom)(struct config__walk *w, const cJSON *v, void *target);
+};
+
+struct config__table {
+	const struct config__row *rows;
+	size_t nrows;
+	/* Top-level keys that are no row, walked by the caller ("nodes"); NULL-ended. */
+	const char *const *others;
+	/* The members of section group are group_what ("streams": "stream"), not "key". */
+	const char *group, *group_what;
+};
+
+/* Every row's default into base, in table order. */
+int config__rows_defaults(struct config__walk *w, const struct config__table *t, void *base);
+/*
+ * The members of root (an object at the current path) against the table: rows,
+ * sections ("a.b" nest) and t->others (skipped); anything else is an unknown key
+ * with a did-you-mean hint.
+ */
+int config__rows_walk(struct config__walk *w, const struct config__table *t,
+		      const cJSON *root, void *base);
+
 /* schema.c: the daemon settings (everything but "nodes"). */
 int config__settings_defaults(struct config__walk *w, struct config *c);
 int config__settings(struct config__walk *w, const cJSON *root, struct config *c);
 
 /*
- * The bus's "tls" and "auth" objects (bus_tls.c, bus_auth.c), rows of kind K_CUSTOM:
+ * The bus's "tls" and "auth" objects (bus_tls.c, bus_auth.c), custom rows (rows.c):
  * v is the object at the current path, or NULL to set the default (off). Each
  * replaces what c held before and frees it in config__bus_tls_free/_auth_free.
  */
