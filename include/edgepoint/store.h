@@ -83,6 +83,12 @@ int store_write_points(struct store *st, const char *node, const struct ep_point
 /* Queues edge points for the edge parent->node (copied). Same returns. */
 int store_write_edge(struct store *st, const char *node, const char *parent,
 		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
+/* The same, but the changes are never recorded in the outbox, even while it is on:
+ * for changes that came from the other side of the sync and must not go back. */
+int store_write_points_unrecorded(struct store *st, const char *node, const struct ep_point *p,
+				  size_t n, store_write_cb cb, void *arg);
+int store_write_edge_unrecorded(struct store *st, const char *node, const char *parent,
+				const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
 /* Blocks until everything queued before the call is committed and its callbacks
  * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
 int store_flush(struct store *st);

@@ -117,6 +117,17 @@ void sync_enc_entry(struct sync_enc *e, const char *node, const char *parent, bo
 /* Closes the array and returns the text (owned by e); its length is e->len. */
 const char *sync_enc_finish(struct sync_enc *e);
 
+/*
+ * Encodes outbox rows into e, consecutive rows of one node (or one edge) as one entry,
+ * until the next row would take e past limit bytes (the first row always goes). Rows
+ * for which skip (may be NULL) says true are left out but count as taken. Returns the
+ * id of the last row taken, 0 when none fit.
+ */
+struct store_outbox_row;
+typedef bool (*sync_row_skip_fn)(void *arg, const struct store_outbox_row *r);
+int64_t sync_enc_rows(struct sync_enc *e, const struct store_outbox_row *rows, size_t n,
+		      size_t limit, sync_row_skip_fn skip, void *arg);
+
 /* --- JetStream over the NATS client ------------------------------------------------ */
 
 /*

@@ -15,12 +15,10 @@
  * A request is handed to the device's own data plane (fleet.c), so the answers and
  * errors are the gateway's. A write is decoded here first and re-encoded with
  * explicit times (a point without a time gets the cloud's "now" once, and the
- * device gets that same time). Once the fleet store has committed it, it goes to
- * sync.<device>.down as a JetStream publish; the reply waits for the PubAck. When
- * the downlink cannot be published (the stream unavailable), the write stays
- * committed in the cloud, the reply says {"ok":true,"downlink":"pending: ..."},
- * and the message is retried in the background until the stream takes it (in
- * memory: a cloud restart forgets the retries).
+ * device gets that same time). The device's store records the changes in its
+ * outbox in the same commit, and downlink.c sends them to sync.<device>.down; the
+ * reply waits for the PubAck, or says {"ok":true,"downlink":"pending: ..."} when
+ * the stream cannot take them yet (they stay queued, across restarts too).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,8 +27,6 @@
 #include <cJSON.h>
 
 #include "cloud/internal.h"
-
-#define DOWNQ_RETRY_MS 2000
 
 enum op { OP_POINTS, OP_EDGE, OP_NODES, OP_INFO };
 
@@ -64,15 +60,6 @@ static void reply_error(struct cloud *c, const char *reply, const char *fmt, ...
 	va_end(ap);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "error", msg);
-	reply_json(c, reply, o);
-}
-
-static void reply_ok(struct cloud *c, const char *reply, const char *downlink)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "ok");
-	if (downlink)
-		cJSON_AddStringToObject(o, "downlink", downlink);
 	reply_json(c, reply, o);
 }
 
@@ -286,60 +273,13 @@ struct write {
 	char *reply;
 	char node[EP_TOKEN_MAX + 1];
 	bool creates; /* an edge with a nodeType point */
-	char subject[EP_TOKEN_MAX + 16]; /* sync.<device>.down */
-	char *down;
-	size_t down_len;
 };
 
 static void write_free(struct write *w)
 {
 	w->c->jobs--;
 	ep_free(w->reply);
-	ep_free(w->down);
 	ep_free(w);
-}
-
-static void downq_push(struct cloud *c, const char *subject, const char *data, size_t len);
-
-static void msg_id(struct cloud *c, char *buf, size_t sz)
-{
-	unsigned char r[8] = {0};
-	uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
-	size_t n = (size_t)snprintf(buf, sz, "%s.", c->cfg.instance);
-	for (size_t i = 0; i < sizeof(r) && n + 3 <= sz; i++, n += 2)
-		snprintf(buf + n, sz - n, "%02x", r[i]);
-}
-
-static int publish_down(struct cloud *c, const char *subject, const char *data, size_t len,
-			sync_js_cb cb, void *arg)
-{
-	struct natsc_hdr h;
-	char id[EP_TOKEN_MAX + 24];
-	msg_id(c, id, sizeof(id));
-	natsc_hdr_init(&h);
-	natsc_hdr_add(&h, "Nats-Msg-Id", id);
-	int rc = c->nc ? sync_js_publish(c->nc, subject, &h, data, len, CLOUD_REQ_TIMEOUT, cb, arg)
-		       : EP_ECLOSED;
-	natsc_hdr_free(&h);
-	return rc;
-}
-
-static void on_down_ack(void *arg, const struct sync_js_reply *r)
-{
-	struct write *w = arg;
-	struct cloud *c = w->c;
-	char why[320];
-
-	if (r->err == 0) {
-		c->stats.down_published++;
-		reply_ok(c, w->reply, NULL);
-	} else {
-		snprintf(why, sizeof(why), "pending: %s", r->text);
-		ep_log(EP_LOG_WARN, "cloud", "%s: not published (%s): retrying", w->subject, r->text);
-		downq_push(c, w->subject, w->down, w->down_len);
-		reply_ok(c, w->reply, why);
-	}
-	write_free(w);
 }
 
 /* The fleet store's answer to the write: on success, the downlink. */
@@ -366,11 +306,8 @@ static void on_local(void *arg, int err, const struct bus_msg *m)
 	c->stats.api_writes++;
 	if (w->creates)
 		cloud__index_add(c, w->node, w->d);
-	if (publish_down(c, w->subject, w->down, w->down_len, on_down_ack, w) < 0) {
-		downq_push(c, w->subject, w->down, w->down_len);
-		reply_ok(c, w->reply, "pending: not connected to the cluster");
-		write_free(w);
-	}
+	cloud__down_written(c, w->d, w->reply);
+	write_free(w);
 }
 
 static void do_write(struct cloud *c, struct cloud_dev *d, const struct parsed *p,
@@ -395,15 +332,8 @@ static void do_write(struct cloud *c, struct cloud_dev *d, const struct parsed *
 	w->d = d;
 	w->reply = m->reply ? ep_strdup(m->reply) : NULL;
 	ep_strlcpy(w->node, p->a, sizeof(w->node));
-	snprintf(w->subject, sizeof(w->subject), "sync.%s.down", d->id);
 	for (size_t i = 0; edge && i < pts.n; i++)
 		w->creates |= strcmp(pts.v[i].type, "nodeType") == 0;
-	struct sync_enc e;
-	sync_enc_init(&e);
-	sync_enc_entry(&e, p->a, edge ? p->b : NULL, edge, pts.v, pts.n);
-	sync_enc_finish(&e);
-	w->down = e.p; /* taken over */
-	w->down_len = e.len;
 	c->jobs++;
 
 	char *json = ep_points_to_json(pts.v, pts.n);
@@ -418,76 +348,6 @@ static void do_write(struct cloud *c, struct cloud_dev *d, const struct parsed *
 	ep_free(json);
 out:
 	ep_points_free(&pts);
-}
-
-/* --- the retry queue for the downlink ---------------------------------------------------- */
-
-static void downq_next(struct cloud *c);
-
-static void on_dq_timer(uv_timer_t *t)
-{
-	downq_next(t->data);
-}
-
-static void on_retry_ack(void *arg, const struct sync_js_reply *r)
-{
-	struct cloud *c = arg;
-	c->jobs--;
-	c->dq_busy = false;
-	if (c->stopping)
-		return;
-	if (r->err == 0 && c->dq_head) {
-		struct cloud_downq *q = c->dq_head;
-		c->dq_head = q->next;
-		if (c->dq_head == NULL)
-			c->dq_tail = NULL;
-		c->dq_len--;
-		c->stats.down_retried++;
-		ep_free(q->data);
-		ep_free(q);
-		downq_next(c);
-		return;
-	}
-	uv_timer_start(&c->dq_timer, on_dq_timer, DOWNQ_RETRY_MS, 0);
-}
-
-/* Publishes the oldest waiting message; one at a time, in order. */
-static void downq_next(struct cloud *c)
-{
-	struct cloud_downq *q = c->dq_head;
-	if (q == NULL || c->stopping || c->dq_busy)
-		return;
-	if (c->nc == NULL || !natsc_connected(c->nc) ||
-	    publish_down(c, q->subject, q->data, q->len, on_retry_ack, c) < 0) {
-		uv_timer_start(&c->dq_timer, on_dq_timer, DOWNQ_RETRY_MS, 0);
-		return;
-	}
-	c->dq_busy = true;
-	c->jobs++;
-}
-
-static void downq_push(struct cloud *c, const char *subject, const char *data, size_t len)
-{
-	if (c->dq_len >= CLOUD_DOWNQ_MAX) {
-		struct cloud_downq *old = c->dq_head;
-		ep_log(EP_LOG_ERROR, "cloud", "downlink retry queue full: %s dropped", old->subject);
-		c->dq_head = old->next;
-		c->dq_len--;
-		ep_free(old->data);
-		ep_free(old);
-	}
-	struct cloud_downq *q = ep_calloc(1, sizeof(*q));
-	ep_strlcpy(q->subject, subject, sizeof(q->subject));
-	q->data = ep_malloc(len ? len : 1);
-	memcpy(q->data, data, len);
-	q->len = len;
-	if (c->dq_tail)
-		c->dq_tail->next = q;
-	else
-		c->dq_head = q;
-	c->dq_tail = q;
-	if (c->dq_len++ == 0 && !c->dq_busy)
-		uv_timer_start(&c->dq_timer, on_dq_timer, DOWNQ_RETRY_MS, 0);
 }
 
 /* --- requests ---------------------------------------------------------------------------- */
@@ -509,7 +369,7 @@ static void info(struct cloud *c, const char *reply)
 	cJSON_AddNumberToObject(o, "writes", (double)s->api_writes);
 	cJSON_AddNumberToObject(o, "downPublished", (double)s->down_published);
 	cJSON_AddNumberToObject(o, "downRetried", (double)s->down_retried);
-	cJSON_AddNumberToObject(o, "downPending", (double)c->dq_len);
+	cJSON_AddNumberToObject(o, "downPending", (double)cloud__down_pending(c));
 	cJSON_AddNumberToObject(o, "inflight", (double)(c->up.inflight + c->down.inflight));
 	reply_json(c, reply, o);
 }
@@ -567,8 +427,6 @@ int cloud__api_start(struct cloud *c)
 	char own[EP_TOKEN_MAX + 16];
 	int rc;
 
-	uv_timer_init(&c->loop, &c->dq_timer);
-	c->dq_timer.data = c;
 	for (const char *const *s = subjects; *s; s++) {
 		rc = natsc_subscribe(c->nc, *s, c->cfg.api.queue, on_request, c,
 				     &c->api_subs[c->napi_subs]);
@@ -581,19 +439,4 @@ int cloud__api_start(struct cloud *c)
 	if (rc == 0)
 		c->napi_subs++;
 	return rc;
-}
-
-void cloud__api_close(struct cloud *c)
-{
-	uv_close((uv_handle_t *)&c->dq_timer, NULL);
-	for (struct cloud_downq *q = c->dq_head, *next; q; q = next) {
-		next = q->next;
-		ep_free(q->data);
-		ep_free(q);
-	}
-	if (c->dq_len)
-		ep_log(EP_LOG_WARN, "cloud", "%zu downlink message%s not published at exit",
-		       c->dq_len, c->dq_len == 1 ? "" : "s");
-	c->dq_head = c->dq_tail = NULL;
-	c->dq_len = 0;
 }

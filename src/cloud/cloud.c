@@ -73,6 +73,7 @@ static int start(struct cloud *c, struct ep_errbuf *eb)
 	int rc;
 	char name[EP_TOKEN_MAX + 24];
 
+	cloud__down_init(c);
 	if ((rc = cloud__fleet_scan(c, eb)) < 0)
 		return rc;
 	snprintf(name, sizeof(name), "edgepoint cloud %s", c->cfg.instance);
@@ -116,7 +117,7 @@ static void stop(struct cloud *c)
 	struct natsc *nc = c->nc;
 	c->nc = NULL;
 	natsc_close(nc); /* pending requests end here, with EP_ECLOSED */
-	cloud__api_close(c);
+	cloud__down_close(c); /* its reads of the stores end before they close */
 	cloud__fleet_close(c); /* commits, answers and closes every device's store */
 	uv_walk(&c->loop, close_walk, NULL);
 	uv_run(&c->loop, UV_RUN_DEFAULT);

@@ -6,7 +6,8 @@
  * in-process bus without listeners and a data plane (src/api) on it: requests for
  * the device go through that data plane and get exactly the answers a gateway
  * gives. Node ids are unique within a device, not across the fleet, which is why
- * every device keeps its own store and its own ids.
+ * every device keeps its own store and its own ids. Each store's outbox is on: it
+ * holds the fleet API's writes until they are in the down stream (downlink.c).
  *
  * The index maps each node id to the devices that have it, so that a request
  * naming only a node finds its device. It is built at start-up by reading the node
@@ -78,8 +79,12 @@ static int dev_open(struct cloud *c, struct cloud_dev *d)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s.db", c->devices_dir, d->id);
+	/* The outbox is the downlink queue (downlink.c). */
 	struct store_opts so = {.sync_full = c->cfg.store.sync_full,
-				.batch_window = c->cfg.store.batch_window};
+				.batch_window = c->cfg.store.batch_window,
+				.outbox = true,
+				.outbox_max_rows = CLOUD_DOWN_MAX_ROWS,
+				.outbox_max_bytes = CLOUD_DOWN_MAX_BYTES};
 	if ((rc = store_open(&c->loop, path, &so, &d->store, &eb)) < 0)
 		goto out_fail;
 	struct bus_opts bo = {.nlisten = 0, .server_name = d->id};
@@ -160,7 +165,8 @@ void cloud__index_add(struct cloud *c, const char *node, struct cloud_dev *d)
 	x->devs[x->n++] = d;
 }
 
-/* The node ids of a device file, read-only, into the index. */
+/* The node ids of a device file, read-only, into the index, and the downlink rows an
+ * earlier run left in its outbox (sent once connected). */
 static int scan_file(struct cloud *c, struct cloud_dev *d, const char *path,
 		     struct ep_errbuf *eb)
 {
@@ -177,8 +183,18 @@ static int scan_file(struct cloud *c, struct cloud_dev *d, const char *path,
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(s);
+	s = NULL;
+	if (rc == SQLITE_DONE || rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(id), 0) FROM outbox", -1,
+					&s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d->dl_rows = sqlite3_column_int64(s, 0);
+		d->dl_tried_upto = sqlite3_column_int64(s, 1);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-		ep_errbuf_set(eb, "%s: cannot read its nodes: %s", path,
+		ep_errbuf_set(eb, "%s: cannot read its nodes and outbox: %s", path,
 			      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return EP_ESTORE;

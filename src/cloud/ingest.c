@@ -15,7 +15,9 @@
  * use) and acknowledged once every entry has committed; entries that fail for good
  * (points for a node whose creation was dropped from a full outbox, say) are
  * counted and logged, and the next snapshot of that device repairs them. A store
- * error leaves the message unacknowledged, so JetStream delivers it again.
+ * error leaves the message unacknowledged, so JetStream delivers it again. These
+ * writes are never recorded in the store's outbox: only the fleet API's writes go
+ * down (downlink.c), not what came up, nor what another instance already sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,13 +157,13 @@ static void apply(struct cloud_cons *k, const struct bus_msg *bm)
 			struct in_edge *ie = ep_malloc(sizeof(*ie));
 			ie->m = m;
 			ep_strlcpy(ie->node, e->node, sizeof(ie->node));
-			rc = store_write_edge(d->store, e->node, e->parent, e->points.v, e->points.n,
-					      on_edge_written, ie);
+			rc = store_write_edge_unrecorded(d->store, e->node, e->parent, e->points.v,
+							 e->points.n, on_edge_written, ie);
 			if (rc < 0)
 				ep_free(ie);
 		} else {
-			rc = store_write_points(d->store, e->node, e->points.v, e->points.n,
-						on_points_written, m);
+			rc = store_write_points_unrecorded(d->store, e->node, e->points.v,
+							   e->points.n, on_points_written, m);
 		}
 		if (rc == 0)
 			m->pending++;
@@ -347,6 +349,7 @@ static void stream_ready(struct cloud *c, struct cloud_cons *k)
 	c->backoff_ms = 0;
 	create_consumer(&c->up);
 	create_consumer(&c->down);
+	cloud__down_resume(c);
 }
 
 static void on_created(void *arg, const struct sync_js_reply *r)

@@ -7,8 +7,10 @@
  *             requests; the index from node ids to the devices that have them
  *   ingest.c  the streams (create or check) and the durable pull consumers of the
  *             up and down streams, applying what they deliver
- *   api.c     nodes.*, p.*, e.* (plain and device-qualified) on the cluster, and
- *             the downlink messages that writes become
+ *   api.c     nodes.*, p.*, e.* (plain and device-qualified) on the cluster
+ *   downlink.c the writes of the fleet API, queued in their device store's outbox
+ *             and published to sync.<device>.down, in order, until JetStream has
+ *             them
  */
 #ifndef EP_CLOUD_INTERNAL_H
 #define EP_CLOUD_INTERNAL_H
@@ -26,7 +28,12 @@
 #define CLOUD_PULL_BATCH 256
 #define CLOUD_PULL_EXPIRES (10 * EP_NS_PER_SEC)
 #define CLOUD_MAX_INFLIGHT 2048 /* messages being applied per consumer */
-#define CLOUD_DOWNQ_MAX 10000   /* downlink messages waiting for a retry */
+#define CLOUD_DOWN_ROWS 1000    /* outbox rows read per downlink message */
+#define CLOUD_DOWN_MSG_MAX (512 * 1024) /* bytes per downlink message at most */
+#define CLOUD_DOWN_MAX_ROWS 1000000 /* each device's queue: the gateway's outbox caps */
+#define CLOUD_DOWN_MAX_BYTES (256LL * 1024 * 1024)
+
+struct cloud_wait;
 
 struct cloud_dev {
 	struct cloud_dev *next; /* hash chain */
@@ -34,6 +41,16 @@ struct cloud_dev {
 	struct store *store; /* NULL until first used */
 	struct bus *bus;
 	struct api *api;
+	/* The downlink (downlink.c): the store's outbox holds the fleet API's writes. */
+	int64_t dl_acked;      /* rows up to here are in the down stream */
+	int64_t dl_rows;       /* rows waiting, as last counted */
+	int64_t dl_tried_upto; /* rows up to here were tried before (or by an earlier run) */
+	uint64_t dl_reads;     /* outbox reads started */
+	bool dl_busy;          /* a read or a publish in flight */
+	bool dl_kicked;        /* a write committed since the last read started */
+	bool dl_retry;         /* failed: the retry timer comes back to it */
+	bool dl_failing;       /* the failure was logged; success logs the recovery */
+	struct cloud_wait *dl_waits; /* replies waiting for the PubAck, oldest first */
 };
 
 /* Which devices have a node id. */
@@ -58,14 +75,6 @@ struct cloud_cons {
 	int pulled;
 	unsigned inflight;
 	uv_timer_t timer;
-};
-
-/* A downlink message waiting for a retry. */
-struct cloud_downq {
-	struct cloud_downq *next;
-	char subject[EP_TOKEN_MAX + 16];
-	char *data;
-	size_t len;
 };
 
 struct cloud_stats {
@@ -96,10 +105,8 @@ struct cloud {
 
 	struct natsc_sub *api_subs[10];
 	size_t napi_subs;
-	struct cloud_downq *dq_head, *dq_tail;
-	size_t dq_len;
-	bool dq_busy; /* a retry is being published */
-	uv_timer_t dq_timer;
+	unsigned dl_jobs; /* outbox reads and acks on the thread pool */
+	uv_timer_t dl_timer;
 
 	struct cloud_stats stats;
 	char logged_error[256];
@@ -126,6 +133,18 @@ void cloud__ingest_close(struct cloud *c);
 
 /* api.c */
 int cloud__api_start(struct cloud *c);
-void cloud__api_close(struct cloud *c);
+
+/* downlink.c */
+void cloud__down_init(struct cloud *c);
+/* A fleet API write to d committed (its changes are in d's outbox): publishes them and
+ * answers reply (may be NULL) once JetStream has them, or says they are pending. */
+void cloud__down_written(struct cloud *c, struct cloud_dev *d, const char *reply);
+/* The streams are ready (after every connect): sends what every device has queued. */
+void cloud__down_resume(struct cloud *c);
+/* Rows waiting in every device's queue. */
+int64_t cloud__down_pending(struct cloud *c);
+/* Before the stores close: waits for the thread pool's reads and acks, drops the
+ * waiting replies. */
+void cloud__down_close(struct cloud *c);
 
 #endif

@@ -80,7 +80,8 @@ static int apply_points(struct store *st, const struct store_req *r)
 		if (rc == 0)
 			continue;
 		winners++;
-		if (st->opts.outbox && !(skip_node && store__outbox_skips(st, r->p[i].type))) {
+		if (st->opts.outbox && !r->unrecorded &&
+		    !(skip_node && store__outbox_skips(st, r->p[i].type))) {
 			rc = store__outbox_append(st, r->node, "", false, &r->p[i]);
 			if (rc < 0)
 				return rc;
@@ -125,7 +126,7 @@ static int merge_edge_points(struct store *st, const struct store_req *r, bool *
 			*type_won = true;
 		else if (strcmp(r->p[i].type, "tombstone") == 0)
 			*tomb_won = true;
-		if (st->opts.outbox) {
+		if (st->opts.outbox && !r->unrecorded) {
 			rc = store__outbox_append(st, r->node, r->parent, true, &r->p[i]);
 			if (rc < 0)
 				return rc;

@@ -40,6 +40,7 @@ struct store_pt {
 struct store_req {
 	struct store_req *next;
 	bool edge;
+	bool unrecorded; /* never in the outbox (store_write_*_unrecorded()) */
 	char node[EP_TOKEN_MAX + 1];
 	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
 	store_write_cb cb;

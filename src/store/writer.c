@@ -292,8 +292,9 @@ static int enqueue(struct store *st, struct store_req *r)
 	return 0;
 }
 
-static int write_req(struct store *st, bool edge, const char *node, const char *parent,
-		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+static int write_req(struct store *st, bool edge, bool unrecorded, const char *node,
+		     const char *parent, const struct ep_point *p, size_t n, store_write_cb cb,
+		     void *arg)
 {
 	struct store_req *r;
 	ssize_t bytes;
@@ -310,6 +311,7 @@ static int write_req(struct store *st, bool edge, const char *node, const char *
 		return EP_EINVAL;
 	r = req_new(node, edge ? parent : NULL, p, n, (size_t)bytes);
 	r->edge = edge;
+	r->unrecorded = unrecorded;
 	r->cb = cb;
 	r->arg = arg;
 	return enqueue(st, r);
@@ -318,13 +320,25 @@ static int write_req(struct store *st, bool edge, const char *node, const char *
 int store_write_points(struct store *st, const char *node, const struct ep_point *p,
 		       size_t n, store_write_cb cb, void *arg)
 {
-	return write_req(st, false, node, NULL, p, n, cb, arg);
+	return write_req(st, false, false, node, NULL, p, n, cb, arg);
+}
+
+int store_write_points_unrecorded(struct store *st, const char *node, const struct ep_point *p,
+				  size_t n, store_write_cb cb, void *arg)
+{
+	return write_req(st, false, true, node, NULL, p, n, cb, arg);
 }
 
 int store_write_edge(struct store *st, const char *node, const char *parent,
 		     const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
 {
-	return write_req(st, true, node, parent, p, n, cb, arg);
+	return write_req(st, true, false, node, parent, p, n, cb, arg);
+}
+
+int store_write_edge_unrecorded(struct store *st, const char *node, const char *parent,
+				const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+{
+	return write_req(st, true, true, node, parent, p, n, cb, arg);
 }
 
 int store_flush(struct store *st)

@@ -109,62 +109,13 @@ static void on_batch_ack(void *arg, const struct sync_js_reply *r)
 	ep_free(b);
 }
 
-/* A rough size of a row in the message, for the cut before the size limit. */
-static size_t row_size(const struct store_outbox_row *r)
+static bool skip_row(void *arg, const struct store_outbox_row *r)
 {
-	size_t n = 160 + strlen(r->point.type) + strlen(r->point.key) + strlen(r->point.origin);
-	if (r->point.text)
-		n += 6 * strlen(r->point.text);
-	return n;
-}
-
-static bool same_entry(const struct store_outbox_row *a, const struct store_outbox_row *b)
-{
-	return a->edge == b->edge && strcmp(a->node, b->node) == 0 &&
-	       strcmp(a->parent, b->parent) == 0;
-}
-
-static bool skip_row(struct sync *s, const struct store_outbox_row *r)
-{
+	struct sync *s = arg;
 	/* Status rows recorded before store_outbox_skip() applied (an older run). */
 	if (!r->edge && sync_local_type(r->point.type) && strcmp(r->node, s->node) == 0)
 		return true;
 	return sync__echo_take(s, r->edge, r->node, r->parent, &r->point);
-}
-
-/* Encodes the rows into e up to the size limit; returns the id of the last row
- * taken (skipped rows count as taken). */
-static int64_t encode_rows(struct sync *s, struct store_outbox_row *rows, size_t n,
-			   struct sync_enc *e)
-{
-	struct ep_point *group = ep_malloc(n * sizeof(*group));
-	size_t limit = sync__link_msg_max(s), est = e->len;
-	int64_t upto = 0;
-
-	for (size_t i = 0; i < n;) {
-		size_t j = i, ng = 0, size = 0;
-		while (j < n && same_entry(&rows[i], &rows[j])) {
-			if ((e->entries > 0 || ng > 0) && est + size + row_size(&rows[j]) > limit)
-				break;
-			if (!skip_row(s, &rows[j])) {
-				group[ng++] = rows[j].point; /* shallow: the rows own the text */
-				size += row_size(&rows[j]);
-			}
-			j++;
-		}
-		if (ng > 0)
-			sync_enc_entry(e, rows[i].node, rows[i].edge ? rows[i].parent : NULL,
-				       rows[i].edge, group, ng);
-		est = e->len;
-		if (j == i)
-			break; /* the next row does not fit */
-		upto = rows[j - 1].id;
-		if (j < n && same_entry(&rows[i], &rows[j]))
-			break; /* cut inside a group: the limit */
-		i = j;
-	}
-	ep_free(group);
-	return upto;
 }
 
 static void publish_batch(struct sync *s, struct read_job *j)
@@ -174,7 +125,7 @@ static void publish_batch(struct sync *s, struct read_job *j)
 	char id[160];
 
 	sync_enc_init(&e);
-	int64_t upto = encode_rows(s, j->rows, j->n, &e);
+	int64_t upto = sync_enc_rows(&e, j->rows, j->n, sync__link_msg_max(s), skip_row, s);
 	if (e.points == 0) {
 		/* Only rows that stay here: acknowledge them locally. */
 		sync_enc_free(&e);

@@ -19,6 +19,7 @@
 
 #include <cJSON.h>
 
+#include "edgepoint/store.h"
 #include "edgepoint/sync.h"
 
 void sync_msg_init(struct sync_msg *m)
@@ -280,4 +281,52 @@ const char *sync_enc_finish(struct sync_enc *e)
 {
 	puts_(e, "]");
 	return e->p;
+}
+
+/* A rough size of a row in the message, for the cut before the size limit. */
+static size_t row_size(const struct store_outbox_row *r)
+{
+	size_t n = 160 + strlen(r->point.type) + strlen(r->point.key) + strlen(r->point.origin);
+	if (r->point.text)
+		n += 6 * strlen(r->point.text);
+	return n;
+}
+
+static bool same_entry(const struct store_outbox_row *a, const struct store_outbox_row *b)
+{
+	return a->edge == b->edge && strcmp(a->node, b->node) == 0 &&
+	       strcmp(a->parent, b->parent) == 0;
+}
+
+int64_t sync_enc_rows(struct sync_enc *e, const struct store_outbox_row *rows, size_t n,
+		      size_t limit, sync_row_skip_fn skip, void *arg)
+{
+	struct ep_point *group = ep_malloc((n ? n : 1) * sizeof(*group));
+	size_t est = e->len;
+	int64_t upto = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i, ng = 0, size = 0;
+		while (j < n && same_entry(&rows[i], &rows[j])) {
+			if ((e->entries > 0 || ng > 0) && est + size + row_size(&rows[j]) > limit)
+				break;
+			if (skip == NULL || !skip(arg, &rows[j])) {
+				group[ng++] = rows[j].point; /* shallow: the rows own the text */
+				size += row_size(&rows[j]);
+			}
+			j++;
+		}
+		if (ng > 0)
+			sync_enc_entry(e, rows[i].node, rows[i].edge ? rows[i].parent : NULL,
+				       rows[i].edge, group, ng);
+		est = e->len;
+		if (j == i)
+			break; /* the next row does not fit */
+		upto = rows[j - 1].id;
+		if (j < n && same_entry(&rows[i], &rows[j]))
+			break; /* cut inside a group: the limit */
+		i = j;
+	}
+	ep_free(group);
+	return upto;
 }
