@@ -47,6 +47,19 @@ static int load_config(const char *path, struct config *c, struct ep_errbuf *eb)
 	return path ? config_load(path, c, eb) : config_load_default(c, eb);
 }
 
+/* Node types the configuration accepts but no module of this version runs. */
+static void warn_unimplemented(const struct config_node *v, size_t n)
+{
+	static const char *const types[] = {"gpio", "rule", NULL};
+	for (size_t i = 0; i < n; i++) {
+		for (const char *const *t = types; *t; t++)
+			if (strcmp(v[i].type, *t) == 0)
+				ep_log(EP_LOG_WARN, "service", "node %s: %s nodes are stored, but "
+				       "this version of edgepoint does not run them yet", v[i].id, *t);
+		warn_unimplemented(v[i].children, v[i].nchildren);
+	}
+}
+
 static void reload(struct serve *s)
 {
 	struct config next;
@@ -184,6 +197,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		return rc;
 	if ((rc = config_apply(&s->cfg, s->store, eb)) < 0)
 		return rc;
+	warn_unimplemented(s->cfg.nodes, s->cfg.nnodes);
 	if ((rc = bus_tls_conf(s, eb)) < 0)
 		return rc;
 	struct bus_opts bo = {

@@ -108,3 +108,14 @@ def test_release_binary_is_static():
     assert os.path.exists(release), "build the release first (make release)"
     out = os.popen("file -L " + release).read()
     assert "statically linked" in out or "static-pie linked" in out, out
+
+
+def test_unimplemented_node_types_are_announced(tmp_path):
+    d = Daemon(tmp_path, config={"nodes": [{"id": "r1", "type": "rule"},
+                                           {"id": "v1", "type": "variable"}]}).start()
+    try:
+        out = d.output()
+        assert "node r1: rule nodes are stored, but this version of edgepoint does not run them yet" in out
+        assert "node v1" not in out
+    finally:
+        d.stop()
