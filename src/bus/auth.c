@@ -9,16 +9,23 @@
  * bus_start() hands the options to bus_auth_start(), which copies and checks them
  * (the caller's strings are not kept) and plugs check() into the bus_auth hook.
  *
- * Passwords are PBKDF2 hashes (auth_passwd.c), a few ms of CPU per verification on
- * the loop thread. So that reconnect storms do not pay that again and again, a user
- * remembers the last password that verified, as an HMAC-SHA256 under a random key
- * made at start (never the password itself): the same password again costs one HMAC.
- * A wrong password always pays the full PBKDF2; an unknown user costs nothing.
+ * Passwords are PBKDF2 hashes (auth_passwd.c), a few ms of CPU per verification. So
+ * that reconnect storms do not pay that again and again, a user remembers the last
+ * password that verified, as an HMAC-SHA256 under a random key made at start (never
+ * the password itself): the same password again costs one HMAC. A wrong password
+ * always pays the full PBKDF2; an unknown user costs nothing.
+ *
+ * On a running bus (begin()), the PBKDF2 runs on libuv's thread pool, so a storm of
+ * wrong passwords does not stall the loop: the work gets its own copies of the hash
+ * and the password, and its after-work callback, on the loop, gives the verdict to
+ * proto.c unless the connection closed meanwhile (bus_conn_work_end). check() does
+ * the same synchronously; the unit tests use it.
  */
 #include <string.h>
 #include <sys/random.h>
 
 #include <cJSON.h>
+#include <uv.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
@@ -174,35 +181,154 @@ static const char *printable(const char *s, char *buf, size_t sz)
 	return buf;
 }
 
-static bool refuse(struct bus_conn *c, const char *why, const char *user)
+static void refuse(struct bus_conn *c, const char *why, const char *user)
 {
 	char name[65];
 	ep_log(EP_LOG_INFO, "bus", "client %llu (%s): %s%s%s%s", (unsigned long long)c->cid,
 	       c->ip, why, user ? " \"" : "", user ? printable(user, name, sizeof(name)) : "",
 	       user ? "\"" : "");
-	return false;
+}
+
+static enum bus_auth_verdict deny(struct bus_conn *c, const char *why, const char *user)
+{
+	refuse(c, why, user);
+	return BUS_AUTH_DENY;
+}
+
+static enum bus_auth_verdict accept_user(struct bus_conn *c, const struct auth_user *u)
+{
+	c->perms = u->has_perms ? &u->perms : NULL;
+	ep_log(EP_LOG_DEBUG, "bus", "client %llu (%s) authenticated as user %s",
+	       (unsigned long long)c->cid, c->ip, u->name);
+	return BUS_AUTH_OK;
+}
+
+/* Verifies the password here and now (cache first). */
+static enum bus_auth_verdict verify_now(struct auth_ctx *a, struct bus_conn *c,
+					struct auth_user *u, const char *pass)
+{
+	if (!password_ok(a, u, pass))
+		return deny(c, "wrong password for user", u->name);
+	return accept_user(c, u);
+}
+
+/*
+ * What can be decided without a PBKDF2: the token, a missing field, an unknown user.
+ * Returns the verdict, or BUS_AUTH_PENDING with *user and *pass set for a password
+ * still to verify.
+ */
+static enum bus_auth_verdict precheck(struct auth_ctx *a, struct bus_conn *c,
+				      const cJSON *connect, struct auth_user **user,
+				      const char **pass)
+{
+	if (a->token)
+		return token_ok(a, member(connect, "auth_token"))
+			       ? BUS_AUTH_OK
+			       : deny(c, "no token or a wrong one", NULL);
+	const char *name = member(connect, "user");
+	*pass = member(connect, "pass");
+	if (name == NULL || *pass == NULL)
+		return deny(c, "no user name or no password", NULL);
+	struct bus_hnode *h = bus_htab_get(&a->by_name, name, strlen(name),
+					   bus_hash(name, strlen(name)));
+	if (h == NULL)
+		return deny(c, "unknown user", name);
+	*user = bus_container_of(h, struct auth_user, h);
+	return BUS_AUTH_PENDING;
 }
 
 static bool check(void *arg, struct bus_conn *c, const struct cJSON *connect)
 {
 	struct auth_ctx *a = arg;
-	if (a->token)
-		return token_ok(a, member(connect, "auth_token")) ||
-		       refuse(c, "no token or a wrong one", NULL);
-	const char *user = member(connect, "user"), *pass = member(connect, "pass");
-	if (user == NULL || pass == NULL)
-		return refuse(c, "no user name or no password", NULL);
-	struct bus_hnode *h = bus_htab_get(&a->by_name, user, strlen(user),
-					   bus_hash(user, strlen(user)));
-	if (h == NULL)
-		return refuse(c, "unknown user", user);
-	struct auth_user *u = bus_container_of(h, struct auth_user, h);
-	if (!password_ok(a, u, pass))
-		return refuse(c, "wrong password for user", user);
-	c->perms = u->has_perms ? &u->perms : NULL;
-	ep_log(EP_LOG_DEBUG, "bus", "client %llu (%s) authenticated as user %s",
-	       (unsigned long long)c->cid, c->ip, u->name);
-	return true;
+	struct auth_user *u = NULL;
+	const char *pass = NULL;
+	enum bus_auth_verdict v = precheck(a, c, connect, &u, &pass);
+	if (v == BUS_AUTH_PENDING)
+		v = verify_now(a, c, u, pass);
+	return v == BUS_AUTH_OK;
+}
+
+/* A PBKDF2 verification on the thread pool; it owns copies of what it reads. */
+struct auth_work {
+	uv_work_t req;
+	struct bus_conn *c;
+	struct auth_user *u; /* read only in the after-work callback of an open conn */
+	char *hash;
+	char *pass;
+	size_t len;
+	bool mac_ok; /* mac holds the password's HMAC for the cache */
+	unsigned char mac[MAC_LEN];
+	bool ok;
+};
+
+static void verify_work(uv_work_t *req)
+{
+	struct auth_work *w = req->data;
+	w->ok = bus_passwd_verify(w->hash, w->pass, w->len);
+}
+
+static void work_free(struct auth_work *w)
+{
+	mbedtls_platform_zeroize(w->pass, w->len);
+	mbedtls_platform_zeroize(w->mac, sizeof(w->mac));
+	ep_free(w->pass);
+	ep_free(w->hash);
+	ep_free(w);
+}
+
+static void verify_done(uv_work_t *req, int status)
+{
+	struct auth_work *w = req->data;
+	struct bus_conn *c = w->c;
+	if (!bus_conn_work_end(c)) {
+		work_free(w);
+		return;
+	}
+	bool ok = status == 0 && w->ok;
+	if (ok) {
+		if (w->mac_ok) {
+			memcpy(w->u->mac, w->mac, MAC_LEN);
+			w->u->cached = true;
+		}
+		accept_user(c, w->u);
+	} else {
+		refuse(c, "wrong password for user", w->u->name);
+	}
+	work_free(w);
+	bus_conn_auth_done(c, ok);
+}
+
+static enum bus_auth_verdict begin(void *arg, struct bus_conn *c, const struct cJSON *connect)
+{
+	struct auth_ctx *a = arg;
+	struct auth_user *u = NULL;
+	const char *pass = NULL;
+	enum bus_auth_verdict v = precheck(a, c, connect, &u, &pass);
+	if (v != BUS_AUTH_PENDING)
+		return v;
+	struct auth_work *w = ep_calloc(1, sizeof(*w));
+	w->len = strlen(pass);
+	w->mac_ok = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), a->key,
+				    sizeof(a->key), (const unsigned char *)pass, w->len,
+				    w->mac) == 0;
+	if (w->mac_ok && u->cached && mbedtls_ct_memcmp(w->mac, u->mac, MAC_LEN) == 0) {
+		mbedtls_platform_zeroize(w->mac, sizeof(w->mac));
+		ep_free(w);
+		return accept_user(c, u);
+	}
+	w->c = c;
+	w->u = u;
+	w->hash = ep_strdup(u->hash);
+	w->pass = ep_malloc(w->len + 1);
+	memcpy(w->pass, pass, w->len + 1);
+	w->req.data = w;
+	if (uv_queue_work(c->bus->loop, &w->req, verify_work, verify_done) < 0) {
+		/* Cannot happen with valid arguments; verify here rather than refuse. */
+		work_free(w);
+		return verify_now(a, c, u, pass);
+	}
+	bus_conn_work_begin(c);
+	return BUS_AUTH_PENDING;
 }
 
 int bus_auth_start(struct bus *b, const struct bus_opts *o, struct ep_errbuf *eb)
@@ -233,7 +359,7 @@ int bus_auth_start(struct bus *b, const struct bus_opts *o, struct ep_errbuf *eb
 			return EP_EINVAL;
 		}
 	}
-	bus_set_auth(b, &(struct bus_auth){.check = check, .arg = a});
+	bus_set_auth(b, &(struct bus_auth){.check = check, .begin = begin, .arg = a});
 	return 0;
 }
 

@@ -6,8 +6,10 @@
  * Base64 is the standard alphabet with padding (RFC 4648 §4); anything else, such as
  * white space or passlib's "ab64" alphabet, is refused, so a hash has one spelling.
  * The derived key is compared in constant time. The iteration count is bounded
- * (BUS_PASSWD_MIN..MAX_ITERATIONS) because a verification runs on the loop thread:
- * a hash with ten million iterations would stall the bus for seconds.
+ * (BUS_PASSWD_MIN..MAX_ITERATIONS) because every login pays it: the bus verifies on
+ * libuv's thread pool (auth.c), and a hash with ten million iterations would hold a
+ * pool thread for seconds per CONNECT and outlast the auth timeout. bus_passwd_verify
+ * touches only its arguments, so any thread may call it.
  */
 #include <stdio.h>
 #include <string.h>

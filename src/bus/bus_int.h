@@ -8,7 +8,8 @@
  *  - struct bus owns its listeners, connections, the trie and in-process subs; it is
  *    freed in the close callback of its last handle after bus_stop().
  *  - struct bus_conn is freed in the close callback of its last handle, never before,
- *    so a connection closed while a message is being routed stays readable.
+ *    so a connection closed while a message is being routed stays readable; with
+ *    work on the thread pool for it (bus_conn_work_begin), when the last work ends.
  *  - struct bus_sub is unlinked from the trie at once when it ends, but its memory is
  *    freed only when no routing is in progress (struct bus route_depth == 0), because
  *    a result being delivered may still point at it; "closed" tells deliveries to skip.
@@ -122,6 +123,8 @@ struct bus_transport {
 	/* Starts reading; the transport calls bus_conn_on_read() with plaintext. */
 	int (*start)(struct bus_conn *c);
 	void (*read_stop)(struct bus_conn *c);
+	/* Reads again after read_stop(), with the same session. */
+	int (*read_resume)(struct bus_conn *c);
 	/* Writes what it can now without blocking: bytes taken, or a negative code. */
 	int (*try_write)(struct bus_conn *c, const char *p, size_t n);
 	/* Writes p[0..n) in the background and calls bus_conn_on_written() when done,
@@ -135,10 +138,23 @@ struct bus_transport {
  * Authentication (auth.c plugs in a token or users from bus_opts). When set, INFO says
  * auth_required, CONNECT must come first and within auth_timeout, and check()
  * decides; a false answer gets -ERR 'Authorization Violation' and a close.
+ *
+ * begin(), when set, is used instead of check() on a running bus: it answers at once
+ * (BUS_AUTH_OK or BUS_AUTH_DENY) or hands the slow part (a PBKDF2 verification) to
+ * the thread pool and answers BUS_AUTH_PENDING; then it calls bus_conn_auth_done()
+ * later on the loop thread, unless the connection was closed meanwhile. The
+ * connection's input waits for the verdict (conn.c holds it and stops reading).
  */
 struct cJSON;
+enum bus_auth_verdict {
+	BUS_AUTH_DENY,
+	BUS_AUTH_OK,
+	BUS_AUTH_PENDING,
+};
 struct bus_auth {
 	bool (*check)(void *arg, struct bus_conn *c, const struct cJSON *connect);
+	enum bus_auth_verdict (*begin)(void *arg, struct bus_conn *c,
+				       const struct cJSON *connect);
 	void *arg;
 };
 void bus_set_auth(struct bus *b, const struct bus_auth *a);
@@ -202,6 +218,11 @@ struct bus_conn {
 
 	/* CONNECT options; the defaults are nats-server's. */
 	bool connected, verbose, pedantic, echo, headers, no_responders;
+	bool bad_proto;    /* CONNECT's protocol was out of range (checked after auth) */
+	bool auth_pending; /* CONNECT waits for a verdict; input is held meanwhile */
+	int works;         /* thread-pool work for this connection not yet ended */
+	char *ibuf;        /* input held while auth_pending: ibuf[ioff..ilen) */
+	size_t ioff, ilen, icap;
 	const struct bus_perms *perms; /* the authenticated user's; NULL = all allowed */
 
 	/* Output: obuf collects, wbuf is being written by the transport. */
@@ -307,6 +328,16 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 void bus_conn_flush(struct bus_conn *c);
 /* Closes the handles now, whatever is still unsent (the close deadline). */
 void bus_conn_close_now(struct bus_conn *c);
+/*
+ * Work on libuv's thread pool on behalf of c: begin() before uv_queue_work() keeps
+ * c's memory; end() in the after-work callback returns true if c is still open (act
+ * on the result then), false if it closed meanwhile: then do nothing but free the
+ * work's own memory, because c (and the bus) may be gone after end() returned.
+ */
+void bus_conn_work_begin(struct bus_conn *c);
+bool bus_conn_work_end(struct bus_conn *c);
+/* After a BUS_AUTH_PENDING CONNECT: processes the held input and reads again. */
+void bus_conn_resume_input(struct bus_conn *c);
 void bus_conn_want_flush(struct bus_conn *c);
 extern const struct bus_transport bus_tcp_transport;
 /* tls.c: TLS over the same socket, for a bus with opts.tls. */
@@ -314,6 +345,8 @@ extern const struct bus_transport bus_tls_transport;
 
 /* proto.c: what a connection does with each operation. */
 void bus_conn_dispatch(struct bus_conn *c, const struct bus_op *op);
+/* The verdict on a CONNECT that was BUS_AUTH_PENDING: finishes it (loop thread). */
+void bus_conn_auth_done(struct bus_conn *c, bool ok);
 
 /* ping.c */
 void bus_ping_start(struct bus_conn *c);

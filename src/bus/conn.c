@@ -13,6 +13,10 @@
  *
  * All socket I/O goes through a struct bus_transport, so TLS can sit under the same
  * code. Handles are freed only in their close callbacks.
+ *
+ * A CONNECT whose password check runs on the thread pool (auth.c) pauses the input:
+ * what was read after it waits in ibuf, reading stops, and when the client is let
+ * in, ibuf is parsed (what it pipelined after CONNECT, in order), then reading resumes.
  */
 #include <stdio.h>
 #include <string.h>
@@ -88,6 +92,7 @@ const struct bus_transport bus_tcp_transport = {
 	.name = "tcp",
 	.start = tcp_start,
 	.read_stop = tcp_read_stop,
+	.read_resume = tcp_start,
 	.try_write = tcp_try_write,
 	.write = tcp_write,
 	.close = tcp_close,
@@ -236,15 +241,17 @@ void bus_conn_accept(struct bus_listener *l)
 
 /* --- Input --- */
 
-void bus_conn_on_read(struct bus_conn *c, const char *buf, size_t n)
+/* Parses and dispatches buf until it is used up, the connection closes or an
+ * operation has to wait (auth_pending); returns the bytes used. */
+static size_t feed(struct bus_conn *c, const char *buf, size_t n)
 {
 	size_t off = 0;
-	while (off < n && !c->closing) {
+	while (off < n && !c->closing && !c->auth_pending) {
 		struct bus_op op;
 		size_t used;
 		int rc = bus_parse(c->parser, buf + off, n - off, &used, &op);
 		if (rc == 0)
-			return;
+			return n;
 		if (rc < 0) {
 			const char *detail;
 			enum bus_perr e = bus_parser_error(c->parser, &detail);
@@ -252,10 +259,63 @@ void bus_conn_on_read(struct bus_conn *c, const char *buf, size_t n)
 			       (unsigned long long)c->cid, c->ip, detail);
 			bus_conn_close(c, e == BUS_PERR_AUTH ? BUS_CLOSE_AUTH : BUS_CLOSE_PROTOCOL,
 				       bus_perr_text(e), true);
-			return;
+			return n;
 		}
 		off += used;
 		bus_conn_dispatch(c, &op);
+	}
+	return off;
+}
+
+/* Keeps input that has to wait; reading stops until bus_conn_resume_input(). */
+static void hold(struct bus_conn *c, const char *buf, size_t n)
+{
+	if (c->reading) {
+		c->tp->read_stop(c);
+		c->reading = false;
+	}
+	if (n == 0)
+		return;
+	if (c->ilen + n > c->icap) {
+		size_t cap = c->icap ? c->icap : OBUF_MIN;
+		while (cap < c->ilen + n)
+			cap *= 2;
+		c->ibuf = ep_realloc(c->ibuf, cap);
+		c->icap = cap;
+	}
+	memcpy(c->ibuf + c->ilen, buf, n);
+	c->ilen += n;
+}
+
+void bus_conn_on_read(struct bus_conn *c, const char *buf, size_t n)
+{
+	if (c->closing)
+		return;
+	if (c->auth_pending || c->ioff < c->ilen) {
+		/* A transport may still deliver what it had decrypted before read_stop(). */
+		hold(c, buf, n);
+		return;
+	}
+	size_t off = feed(c, buf, n);
+	if (c->auth_pending && !c->closing)
+		hold(c, buf + off, n - off);
+}
+
+void bus_conn_resume_input(struct bus_conn *c)
+{
+	while (c->ioff < c->ilen && !c->closing && !c->auth_pending)
+		c->ioff += feed(c, c->ibuf + c->ioff, c->ilen - c->ioff);
+	if (c->closing || c->auth_pending)
+		return;
+	ep_free(c->ibuf);
+	c->ibuf = NULL;
+	c->ioff = c->ilen = c->icap = 0;
+	if (!c->reading) {
+		if (c->tp->read_resume(c) < 0) {
+			bus_conn_close(c, BUS_CLOSE_READ_ERR, NULL, false);
+			return;
+		}
+		c->reading = true;
 	}
 }
 
@@ -505,13 +565,35 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 		bus_ping_close_deadline(c, CLOSE_FLUSH_MS);
 }
 
-void bus_conn_on_handle_closed(struct bus_conn *c)
+static void conn_free(struct bus_conn *c)
 {
-	if (--c->handles > 0)
-		return;
 	bus_parser_free(c->parser);
 	bus_htab_free(&c->sids);
 	ep_free(c->obuf);
 	ep_free(c->wbuf);
+	ep_free(c->ibuf);
 	ep_free(c);
+}
+
+void bus_conn_on_handle_closed(struct bus_conn *c)
+{
+	if (--c->handles > 0 || c->works > 0)
+		return;
+	conn_free(c);
+}
+
+void bus_conn_work_begin(struct bus_conn *c)
+{
+	c->works++;
+}
+
+bool bus_conn_work_end(struct bus_conn *c)
+{
+	c->works--;
+	if (!c->closing)
+		return true;
+	/* handles reaches 0 only in the last close callback, which left c to us. */
+	if (c->works == 0 && c->handles == 0)
+		conn_free(c);
+	return false;
 }

@@ -19,6 +19,9 @@
  *   INFO     ignored if it is JSON, else a silent close. +OK: ignored. -ERR: close.
  *
  * verbose sends +OK after CONNECT, PUB, HPUB, SUB and UNSUB (not after PING).
+ *
+ * A CONNECT whose password is verified on the thread pool (auth.c) is finished by
+ * bus_conn_auth_done() when the verdict comes; the input after it waits (conn.c).
  */
 #include <math.h>
 #include <string.h>
@@ -111,28 +114,46 @@ static void on_connect(struct bus_conn *c, const struct bus_op *op)
 		bus_conn_close(c, BUS_CLOSE_PROTOCOL, NULL, true);
 		goto out;
 	}
-	if (b->auth.check && !b->auth.check(b->auth.arg, c, j)) {
+	c->bad_proto = proto < 0 || proto > 1;
+	if (b->auth.begin) {
+		enum bus_auth_verdict v = b->auth.begin(b->auth.arg, c, j);
+		if (v == BUS_AUTH_PENDING)
+			c->auth_pending = true; /* conn.c holds the input meanwhile */
+		else
+			bus_conn_auth_done(c, v == BUS_AUTH_OK);
+	} else {
+		bus_conn_auth_done(c, !b->auth.check || b->auth.check(b->auth.arg, c, j));
+	}
+out:
+	cJSON_Delete(j);
+}
+
+void bus_conn_auth_done(struct bus_conn *c, bool allowed)
+{
+	bool resume = c->auth_pending;
+	c->auth_pending = false;
+	if (!allowed) {
 		ep_log(EP_LOG_NOTICE, "bus", "client %llu (%s): authentication failed",
 		       (unsigned long long)c->cid, c->ip);
 		bus_conn_close(c, BUS_CLOSE_AUTH, "Authorization Violation", true);
-		goto out;
+		return;
 	}
-	if (proto < 0 || proto > 1) {
+	if (c->bad_proto) {
 		bus_conn_close(c, BUS_CLOSE_PROTOCOL, "invalid client protocol", true);
-		goto out;
+		return;
 	}
 	if (c->no_responders && !c->headers) {
 		bus_conn_close(c, BUS_CLOSE_PROTOCOL, "no responders requires headers support",
 			       true);
-		goto out;
+		return;
 	}
 	c->connected = true;
 	bus_parser_need_connect(c->parser, false);
 	bus_parser_allow_headers(c->parser, c->headers);
 	bus_ping_connected(c);
 	ok(c);
-out:
-	cJSON_Delete(j);
+	if (resume)
+		bus_conn_resume_input(c);
 }
 
 static void on_pub(struct bus_conn *c, const struct bus_op *op)

@@ -303,6 +303,12 @@ static void tls_read_stop(struct bus_conn *c)
 	uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
+/* The session has no plaintext left over: tls_read() hands over all it decrypts. */
+static int tls_read_resume(struct bus_conn *c)
+{
+	return uv_read_start((uv_stream_t *)&c->tcp, tls_alloc, tls_read);
+}
+
 static int tls_try_write(struct bus_conn *c, const char *p, size_t n)
 {
 	struct tls_conn *t = tls_of(c);
@@ -410,6 +416,7 @@ const struct bus_transport bus_tls_transport = {
 	.name = "tls",
 	.start = tls_start,
 	.read_stop = tls_read_stop,
+	.read_resume = tls_read_resume,
 	.try_write = tls_try_write,
 	.write = tls_write,
 	.close = tls_close,
