@@ -113,6 +113,9 @@ char *ep_time_format(int64_t ns, char *buf);
 /* Parse a duration "250ms", "30s", "5m", "1h", "2d" or a bare number of seconds. */
 int ep_duration_parse(const char *s, int64_t *ns_out);
 
+/* Writes v in decimal at p (no NUL); returns the length, at most 20. */
+size_t ep_utoa(char *p, uint64_t v);
+
 /* mkdir -p with mode 0750: 0 (also when it exists) or a negative errno. */
 int ep_mkdirs(const char *dir);
 

@@ -49,16 +49,72 @@ void api__refuse(struct api *a, const char *subject, const char *reply, const ch
 	api__reply(a, reply, error);
 }
 
-const char *api__store_error(int status)
+/* A write waiting for its commit: what to answer and what to name in errors. */
+struct pending {
+	struct api *api;
+	char node[EP_TOKEN_MAX + 1];
+	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
+	char *reply;                   /* NULL: no acknowledgement asked for */
+};
+
+/* What a failed store write means for the writer of p.<node> or e.<node>.<parent>. */
+static void write_error(const struct pending *pw, int status, char *msg, size_t sz)
 {
-	switch (status) {
-	case EP_ECYCLE:
-		return "the move would make the node its own ancestor";
-	case EP_ECLOSED:
-		return "the store is closed";
-	default:
-		return ep_strerror(status);
+	if (status == EP_ENOENT && pw->parent[0] == '\0')
+		snprintf(msg, sz, "unknown node %s", pw->node);
+	else if (status == EP_ENOENT)
+		snprintf(msg, sz, "unknown parent %s", pw->parent);
+	else if (status == EP_EINVAL && pw->parent[0])
+		snprintf(msg, sz, "%s has no edge from %s yet: creating one needs a nodeType edge "
+			 "point", pw->node, pw->parent);
+	else if (status == EP_ECYCLE)
+		snprintf(msg, sz, "%s under %s would make %s its own ancestor", pw->node,
+			 pw->parent, pw->node);
+	else if (status == EP_ECLOSED)
+		snprintf(msg, sz, "the store is closed");
+	else
+		snprintf(msg, sz, "%s", ep_strerror(status));
+}
+
+static void on_written(void *arg, int status)
+{
+	struct pending *pw = arg;
+	struct api *a = pw->api;
+	char msg[2 * EP_TOKEN_MAX + 96];
+
+	if (status >= 0) {
+		api__reply(a, pw->reply, NULL);
+	} else {
+		write_error(pw, status, msg, sizeof(msg));
+		a->refused++;
+		api__reply(a, pw->reply, msg);
 	}
+	ep_free(pw->reply);
+	ep_free(pw);
+	api__unref(a);
+}
+
+int api__write(struct api *a, const char *reply, const char *node, const char *parent,
+	       const struct ep_points *pts)
+{
+	struct pending *pw = ep_malloc(sizeof(*pw));
+	int rc;
+
+	pw->api = a;
+	ep_strlcpy(pw->node, node, sizeof(pw->node));
+	ep_strlcpy(pw->parent, parent ? parent : "", sizeof(pw->parent));
+	pw->reply = reply ? ep_strdup(reply) : NULL;
+	if (parent)
+		rc = store_write_edge(a->store, node, parent, pts->v, pts->n, on_written, pw);
+	else
+		rc = store_write_points(a->store, node, pts->v, pts->n, on_written, pw);
+	if (rc < 0) {
+		ep_free(pw->reply);
+		ep_free(pw);
+		return rc;
+	}
+	api__ref(a);
+	return 0;
 }
 
 static void on_health_closed(uv_handle_t *h)

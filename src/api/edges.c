@@ -11,41 +11,6 @@
 
 #include "api/internal.h"
 
-struct pending_edge {
-	struct api *api;
-	char *node, *parent, *reply;
-};
-
-static void on_written(void *arg, int status)
-{
-	struct pending_edge *pe = arg;
-	struct api *a = pe->api;
-	char msg[2 * EP_TOKEN_MAX + 96];
-
-	if (status >= 0) {
-		api__reply(a, pe->reply, NULL);
-	} else {
-		if (status == EP_ENOENT)
-			snprintf(msg, sizeof(msg), "unknown parent %s", pe->parent);
-		else if (status == EP_EINVAL)
-			snprintf(msg, sizeof(msg),
-				 "%s has no edge from %s yet: creating one needs a nodeType edge point",
-				 pe->node, pe->parent);
-		else if (status == EP_ECYCLE)
-			snprintf(msg, sizeof(msg), "%s under %s would make %s its own ancestor",
-				 pe->node, pe->parent, pe->node);
-		else
-			snprintf(msg, sizeof(msg), "%s", api__store_error(status));
-		a->refused++;
-		api__reply(a, pe->reply, msg);
-	}
-	ep_free(pe->node);
-	ep_free(pe->parent);
-	ep_free(pe->reply);
-	ep_free(pe);
-	api__unref(a);
-}
-
 /* Splits "e.<node>.<parent>" (the subscription "e.*.*" guarantees three tokens). */
 static int split(const char *subject, char *node, char *parent, struct ep_errbuf *eb)
 {
@@ -112,20 +77,10 @@ void api__on_edges(void *arg, const struct bus_msg *m)
 	}
 	if (check_edge_points(&pts, &eb) < 0 || api__check_times(a, &pts, &eb) < 0)
 		goto out_refuse;
-	struct pending_edge *pe = ep_malloc(sizeof(*pe));
-	pe->api = a;
-	pe->node = ep_strdup(node);
-	pe->parent = ep_strdup(parent);
-	pe->reply = m->reply ? ep_strdup(m->reply) : NULL;
-	if (store_write_edge(a->store, node, parent, pts.v, pts.n, on_written, pe) < 0) {
+	if (api__write(a, m->reply, node, parent, &pts) < 0) {
 		ep_errbuf_set(&eb, "the store is closed");
-		ep_free(pe->node);
-		ep_free(pe->parent);
-		ep_free(pe->reply);
-		ep_free(pe);
 		goto out_refuse;
 	}
-	api__ref(a);
 	ep_points_free(&pts);
 	return;
 

@@ -40,8 +40,13 @@ void api__unref(struct api *a);
 void api__reply(struct api *a, const char *reply, const char *error);
 /* Counts and logs a refused request, then answers it with the error. */
 void api__refuse(struct api *a, const char *subject, const char *reply, const char *error);
-/* The error text of a store write status. */
-const char *api__store_error(int status);
+/*
+ * Queues a checked write to the store (parent NULL: node points, else edge points)
+ * and answers reply after the commit, {"ok":true} or an error naming the node.
+ * Returns 0, or the store's error when it could not even queue (no answer then).
+ */
+int api__write(struct api *a, const char *reply, const char *node, const char *parent,
+	       const struct ep_points *pts);
 
 /* The handlers, each subscribed by api_start(). */
 void api__on_points(void *arg, const struct bus_msg *m);

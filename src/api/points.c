@@ -11,34 +11,6 @@
 
 #include "api/internal.h"
 
-struct pending_write {
-	struct api *api;
-	char *node;
-	char *reply; /* NULL when no acknowledgement was asked for */
-};
-
-static void on_written(void *arg, int status)
-{
-	struct pending_write *pw = arg;
-	struct api *a = pw->api;
-	char msg[EP_TOKEN_MAX + 64];
-
-	if (status >= 0) {
-		api__reply(a, pw->reply, NULL);
-	} else {
-		if (status == EP_ENOENT)
-			snprintf(msg, sizeof(msg), "unknown node %s", pw->node);
-		else
-			snprintf(msg, sizeof(msg), "%s", api__store_error(status));
-		a->refused++;
-		api__reply(a, pw->reply, msg);
-	}
-	ep_free(pw->node);
-	ep_free(pw->reply);
-	ep_free(pw);
-	api__unref(a);
-}
-
 /* Checks every point's time against the clock; 0 or an error in eb. */
 int api__check_times(struct api *a, const struct ep_points *pts, struct ep_errbuf *eb)
 {
@@ -75,18 +47,10 @@ void api__on_points(void *arg, const struct bus_msg *m)
 	}
 	if (api__check_times(a, &pts, &eb) < 0)
 		goto out_refuse;
-	struct pending_write *pw = ep_malloc(sizeof(*pw));
-	pw->api = a;
-	pw->node = ep_strdup(node);
-	pw->reply = m->reply ? ep_strdup(m->reply) : NULL;
-	if (store_write_points(a->store, node, pts.v, pts.n, on_written, pw) < 0) {
+	if (api__write(a, m->reply, node, NULL, &pts) < 0) {
 		ep_errbuf_set(&eb, "the store is closed");
-		ep_free(pw->node);
-		ep_free(pw->reply);
-		ep_free(pw);
 		goto out_refuse;
 	}
-	api__ref(a);
 	ep_points_free(&pts);
 	return;
 

@@ -357,7 +357,5 @@ void bus_ping_rearm(struct bus_conn *c);
 /* inproc.c */
 void bus_inproc_stop(struct bus *b);
 
-/* Formats v in decimal at p; returns the length (at most 20). */
-size_t bus_utoa(char *p, uint64_t v);
 
 #endif

@@ -250,7 +250,7 @@ int bus_request(struct bus *b, const char *subject, const void *data, size_t len
 	r->bus = b;
 	r->cb = cb;
 	r->arg = arg;
-	r->id[bus_utoa(r->id, ++b->next_req)] = '\0';
+	r->id[ep_utoa(r->id, ++b->next_req)] = '\0';
 	r->h.key = r->id;
 	r->h.klen = strlen(r->id);
 	r->h.hash = bus_hash(r->id, r->h.klen);

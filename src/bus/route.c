@@ -17,19 +17,6 @@
 
 #include "bus/bus_int.h"
 
-size_t bus_utoa(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 uint64_t bus_rand(struct bus *b)
 {
 	/* xorshift64*: queue member choice needs speed, not secrecy. */
@@ -108,10 +95,10 @@ static void write_msg(struct bus_conn *c, const struct bus_sub *sub,
 		*p++ = ' ';
 	}
 	if (hdr) {
-		p += bus_utoa(p, m->hdr_len);
+		p += ep_utoa(p, m->hdr_len);
 		*p++ = ' ';
 	}
-	p += bus_utoa(p, size);
+	p += ep_utoa(p, size);
 	p = put(p, "\r\n", 2);
 	if (hdr)
 		p = put(p, m->hdr, m->hdr_len);

@@ -267,6 +267,12 @@ int cli_nodes(struct cli *c, const char *parent, const char *node, const char *f
 	return 0;
 }
 
+const char *cli_str(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 void cli_point_value(const cJSON *point, char *buf, size_t sz)
 {
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(point, "text");

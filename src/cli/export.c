@@ -13,12 +13,6 @@
 #include "edgepoint/config.h"
 #include "edgepoint/point.h"
 
-static const char *str(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* The file's form of node n and, recursively, its children. */
 static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 {
@@ -29,18 +23,18 @@ static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 	if (depth > 64)
 		return cli_fail(c->cmd, "the tree is deeper than 64 levels");
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", str(n, "id"));
-	cJSON_AddStringToObject(o, "type", str(n, "type"));
+	cJSON_AddStringToObject(o, "id", cli_str(n, "id"));
+	cJSON_AddStringToObject(o, "type", cli_str(n, "type"));
 	ep_points_init(&pts);
 	ep_points_from_cjson(cJSON_GetObjectItemCaseSensitive(n, "points"), ep_time_now(), &pts,
 			     &eb);
-	cJSON *pm = config_points_to_cjson(str(n, "type"), pts.v, pts.n);
+	cJSON *pm = config_points_to_cjson(cli_str(n, "type"), pts.v, pts.n);
 	ep_points_free(&pts);
 	if (cJSON_GetArraySize(pm) > 0)
 		cJSON_AddItemToObject(o, "points", pm);
 	else
 		cJSON_Delete(pm);
-	int rc = cli_nodes(c, str(n, "id"), "all", NULL, &reply, &nodes);
+	int rc = cli_nodes(c, cli_str(n, "id"), "all", NULL, &reply, &nodes);
 	if (rc != 0) {
 		cJSON_Delete(o);
 		return rc;
@@ -75,7 +69,7 @@ static int find_device(struct cli *c, char *dev)
 	if (n != 1)
 		rc = cli_fail(c->cmd, "the gateway has %d device nodes under root; expected one", n);
 	else
-		ep_strlcpy(dev, str(cJSON_GetArrayItem(nodes, 0), "id"), EP_TOKEN_MAX + 1);
+		ep_strlcpy(dev, cli_str(cJSON_GetArrayItem(nodes, 0), "id"), EP_TOKEN_MAX + 1);
 	cJSON_Delete(reply);
 	return rc;
 }

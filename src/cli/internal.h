@@ -68,6 +68,9 @@ int cli_request_ok(struct cli *c, const char *subject, const char *payload);
 int cli_nodes(struct cli *c, const char *parent, const char *node, const char *filter,
 	      cJSON **reply, cJSON **nodes);
 
+/* The string member name of o, or "" when it is missing or not a string. */
+const char *cli_str(const cJSON *o, const char *name);
+
 /* One point's value as text: the text, or the number in its shortest exact form. */
 void cli_point_value(const cJSON *point, char *buf, size_t sz);
 

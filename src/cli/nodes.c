@@ -22,12 +22,6 @@ static bool split_point(const char *s, char *type, char *key)
 	return true;
 }
 
-static const char *str(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 static void print_json(const cJSON *v)
 {
 	char *s = cJSON_Print(v);
@@ -62,9 +56,9 @@ int cli_get(int argc, char **argv)
 	cJSON *sel = cJSON_CreateArray();
 	const cJSON *p;
 	cJSON_ArrayForEach(p, pts) {
-		if (type[0] && strcmp(str(p, "type"), type) != 0)
+		if (type[0] && strcmp(cli_str(p, "type"), type) != 0)
 			continue;
-		if (key[0] && strcmp(str(p, "key"), key) != 0)
+		if (key[0] && strcmp(cli_str(p, "key"), key) != 0)
 			continue;
 		cJSON_AddItemToArray(sel, cJSON_Duplicate(p, true));
 	}
@@ -78,16 +72,16 @@ int cli_get(int argc, char **argv)
 		cli_point_value(cJSON_GetArrayItem(sel, 0), v, sizeof(v));
 		puts(v);
 	} else {
-		printf("%s (%s) under %s%s\n", str(n, "id"), str(n, "type"), str(n, "parent"),
+		printf("%s (%s) under %s%s\n", cli_str(n, "id"), cli_str(n, "type"), cli_str(n, "parent"),
 		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "tombstone")) ? ", deleted"
 										   : "");
 		cJSON_ArrayForEach(p, sel) {
 			char name[2 * EP_TOKEN_MAX + 2], v[256];
-			const char *k = str(p, "key");
-			snprintf(name, sizeof(name), "%s%s%s", str(p, "type"),
+			const char *k = cli_str(p, "key");
+			snprintf(name, sizeof(name), "%s%s%s", cli_str(p, "type"),
 				 strcmp(k, "0") ? "." : "", strcmp(k, "0") ? k : "");
 			cli_point_value(p, v, sizeof(v));
-			printf("  %-24s %-24s %s\n", name, v, str(p, "time"));
+			printf("  %-24s %-24s %s\n", name, v, cli_str(p, "time"));
 		}
 	}
 	cJSON_Delete(sel);
@@ -174,7 +168,7 @@ int cli_delete(int argc, char **argv)
 		char parent[EP_TOKEN_MAX + 1], subject[2 * EP_TOKEN_MAX + 8];
 		char body[96];
 		char t[EP_TIME_TEXT_MAX];
-		ep_strlcpy(parent, str(cJSON_GetArrayItem(nodes, 0), "parent"), sizeof(parent));
+		ep_strlcpy(parent, cli_str(cJSON_GetArrayItem(nodes, 0), "parent"), sizeof(parent));
 		cJSON_Delete(reply);
 		snprintf(subject, sizeof(subject), "e.%s.%s", o.args[0], parent);
 		snprintf(body, sizeof(body), "[{\"type\":\"tombstone\",\"value\":1,\"time\":\"%s\"}]",
@@ -198,7 +192,7 @@ static int fetch_children(struct cli *c, cJSON *n, int depth)
 	const char *filter = c->o->deleted ? "{\"tombstone\":true}" : NULL;
 	if (depth > 64)
 		return cli_fail(c->cmd, "the tree is deeper than 64 levels");
-	int rc = cli_nodes(c, str(n, "id"), "all", filter, &reply, &nodes);
+	int rc = cli_nodes(c, cli_str(n, "id"), "all", filter, &reply, &nodes);
 	if (rc != 0)
 		return rc;
 	cJSON *kids = cJSON_DetachItemFromObjectCaseSensitive(reply, "nodes");
@@ -216,8 +210,8 @@ static void print_tree(const cJSON *n, const char *prefix, bool last, bool top)
 {
 	char next[512];
 	const cJSON *k, *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
-	printf("%s%s%s (%s)%s\n", prefix, top ? "" : (last ? "`-- " : "|-- "), str(n, "id"),
-	       str(n, "type"),
+	printf("%s%s%s (%s)%s\n", prefix, top ? "" : (last ? "`-- " : "|-- "), cli_str(n, "id"),
+	       cli_str(n, "type"),
 	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "tombstone")) ? " [deleted]" : "");
 	snprintf(next, sizeof(next), "%s%s", prefix, top ? "" : (last ? "    " : "|   "));
 	int i = 0, count = cJSON_GetArraySize(kids);

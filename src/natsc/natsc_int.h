@@ -255,7 +255,6 @@ size_t natsc_subs_resend(struct natsc *nc, char **buf, size_t *cap); /* SUB line
 void natsc_subs_free(struct natsc *nc);
 int natsc_sub_new(struct natsc *nc, const char *subject, const char *queue, bus_msg_cb cb,
 		  void *arg, struct natsc_sub **out);
-size_t natsc_utoa(char *p, uint64_t v);
 
 /* request.c */
 void natsc_reqs_close(struct natsc *nc);

@@ -120,10 +120,10 @@ int natsc_publish_hdr(struct natsc *nc, const char *subject, const char *reply,
 		*p++ = ' ';
 	}
 	if (hdr) {
-		p += natsc_utoa(p, hdr_len);
+		p += ep_utoa(p, hdr_len);
 		*p++ = ' ';
 	}
-	p += natsc_utoa(p, total);
+	p += ep_utoa(p, total);
 	*p++ = '\r';
 	*p++ = '\n';
 	if (hdr_len) {

@@ -91,19 +91,6 @@ struct natsc_hnode *natsc_map_any(const struct natsc_map *m)
 	return NULL;
 }
 
-size_t natsc_utoa(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* --- Protocol lines --- */
 
 /* The longest SUB (and UNSUB) lines for s. */
@@ -128,15 +115,15 @@ static size_t sub_lines(char *p, const struct natsc_sub *s)
 		p += n;
 		*p++ = ' ';
 	}
-	p += natsc_utoa(p, s->h.key);
+	p += ep_utoa(p, s->h.key);
 	*p++ = '\r';
 	*p++ = '\n';
 	if (s->max) {
 		memcpy(p, "UNSUB ", 6);
 		p += 6;
-		p += natsc_utoa(p, s->h.key);
+		p += ep_utoa(p, s->h.key);
 		*p++ = ' ';
-		p += natsc_utoa(p, s->max - s->delivered);
+		p += ep_utoa(p, s->max - s->delivered);
 		*p++ = '\r';
 		*p++ = '\n';
 	}
@@ -151,10 +138,10 @@ static void send_unsub(struct natsc *nc, uint64_t sid, uint64_t max)
 	char *p = natsc_out_reserve(nc, 64), *start = p;
 	memcpy(p, "UNSUB ", 6);
 	p += 6;
-	p += natsc_utoa(p, sid);
+	p += ep_utoa(p, sid);
 	if (max) {
 		*p++ = ' ';
-		p += natsc_utoa(p, max);
+		p += ep_utoa(p, max);
 	}
 	*p++ = '\r';
 	*p++ = '\n';

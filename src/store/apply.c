@@ -61,33 +61,52 @@ static int probe(struct store *st, int which, const char *a, const char *b, int 
 	return store__err(st->wdb, rc, "reading the tree");
 }
 
-static int apply_points(struct store *st, const struct store_req *r)
+/*
+ * Merges r's points (node points, or edge points when r->edge) and records each
+ * winner in the outbox; returns the number of winners. For edges, *type_won and
+ * *tomb_won say which kinds changed (both may be NULL for node points).
+ */
+static int merge_points(struct store *st, const struct store_req *r, bool *type_won,
+			bool *tomb_won)
 {
-	sqlite3_stmt *s = st->ws[WS_POINT_UPSERT];
+	sqlite3_stmt *s = st->ws[r->edge ? WS_EDGE_POINT_UPSERT : WS_POINT_UPSERT];
+	bool skip_node = !r->edge && st->outbox_skip_node[0] &&
+			 strcmp(r->node, st->outbox_skip_node) == 0;
 	int winners = 0;
 	int rc;
 
-	rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL);
-	if (rc <= 0)
-		return rc < 0 ? rc : EP_ENOENT;
-	bool skip_node = st->outbox_skip_node[0] && strcmp(r->node, st->outbox_skip_node) == 0;
 	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
+	if (r->edge)
+		sqlite3_bind_text(s, 9, r->parent, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < r->n; i++) {
-		store__bind_point(s, &r->p[i]);
+		const struct store_pt *p = &r->p[i];
+		store__bind_point(s, p);
 		rc = upsert(st, s);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
 			continue;
 		winners++;
-		if (st->opts.outbox && !r->unrecorded &&
-		    !(skip_node && store__outbox_skips(st, r->p[i].type))) {
-			rc = store__outbox_append(st, r->node, "", false, &r->p[i]);
-			if (rc < 0)
-				return rc;
-		}
+		if (r->edge && strcmp(p->type, "nodeType") == 0)
+			*type_won = true;
+		else if (r->edge && strcmp(p->type, "tombstone") == 0)
+			*tomb_won = true;
+		if (!st->opts.outbox || r->unrecorded ||
+		    (skip_node && store__outbox_skips(st, p->type)))
+			continue;
+		rc = store__outbox_append(st, r->node, r->edge ? r->parent : "", r->edge, p);
+		if (rc < 0)
+			return rc;
 	}
 	return winners;
+}
+
+static int apply_points(struct store *st, const struct store_req *r)
+{
+	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL);
+	if (rc <= 0)
+		return rc < 0 ? rc : EP_ENOENT;
+	return merge_points(st, r, NULL, NULL);
 }
 
 /* A nodeType point must name a type: a token, like node ids. */
@@ -102,37 +121,6 @@ static int check_node_types(const struct store_req *r, bool *has_type)
 		*has_type = true;
 	}
 	return 0;
-}
-
-/* Merges the edge points; *type_won / *tomb_won say which kinds changed. */
-static int merge_edge_points(struct store *st, const struct store_req *r, bool *type_won,
-			     bool *tomb_won)
-{
-	sqlite3_stmt *s = st->ws[WS_EDGE_POINT_UPSERT];
-	int winners = 0;
-	int rc;
-
-	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 9, r->parent, -1, SQLITE_STATIC);
-	for (size_t i = 0; i < r->n; i++) {
-		store__bind_point(s, &r->p[i]);
-		rc = upsert(st, s);
-		if (rc < 0)
-			return rc;
-		if (rc == 0)
-			continue;
-		winners++;
-		if (strcmp(r->p[i].type, "nodeType") == 0)
-			*type_won = true;
-		else if (strcmp(r->p[i].type, "tombstone") == 0)
-			*tomb_won = true;
-		if (st->opts.outbox && !r->unrecorded) {
-			rc = store__outbox_append(st, r->node, r->parent, true, &r->p[i]);
-			if (rc < 0)
-				return rc;
-		}
-	}
-	return winners;
 }
 
 static int run2(struct store *st, int which, const char *a, const char *b,
@@ -169,7 +157,7 @@ static int apply_edge(struct store *st, const struct store_req *r)
 				return rc < 0 ? rc : EP_ENOENT;
 		}
 	}
-	winners = merge_edge_points(st, r, &type_won, &tomb_won);
+	winners = merge_points(st, r, &type_won, &tomb_won);
 	if (winners < 0)
 		return winners;
 	if (!exists || type_won) {

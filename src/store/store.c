@@ -103,8 +103,6 @@ static const char *const rs_sql[RS_MAX] = {
 	[RS_BEGIN] = "BEGIN IMMEDIATE",
 	[RS_COMMIT] = "COMMIT",
 	[RS_ROLLBACK] = "ROLLBACK",
-	[RS_PAGE_COUNT] = "PRAGMA page_count",
-	[RS_PAGE_SIZE] = "PRAGMA page_size",
 };
 
 int store__err(sqlite3 *db, int rc, const char *what)
@@ -384,32 +382,19 @@ void store_stats_get(struct store *st, struct store_stats *out)
 	uv_mutex_unlock(&st->mu);
 }
 
-static int64_t pragma_int(struct store *st, int which)
-{
-	sqlite3_stmt *s = st->rs[which];
-	int64_t v = -1;
-
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return v;
-}
-
+/* The files' sizes, not a query: the loop thread asks for it (sys.<device>.health)
+ * and must not wait for the read connection's mutex behind a long query. */
 int64_t store_size(struct store *st)
 {
-	int64_t pages, page_size, size;
 	char wal[4200];
 	struct stat sb;
+	int64_t size;
 
 	if (st == NULL)
 		return EP_EINVAL;
-	uv_mutex_lock(&st->rmu);
-	pages = pragma_int(st, RS_PAGE_COUNT);
-	page_size = pragma_int(st, RS_PAGE_SIZE);
-	uv_mutex_unlock(&st->rmu);
-	if (pages < 0 || page_size < 0)
+	if (stat(st->path, &sb) < 0)
 		return EP_ESTORE;
-	size = pages * page_size;
+	size = sb.st_size;
 	snprintf(wal, sizeof(wal), "%s-wal", st->path);
 	if (stat(wal, &sb) == 0)
 		size += sb.st_size;

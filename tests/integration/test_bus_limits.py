@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import NatsClient, wait_for
-from peers import NatsServer, server_pool  # noqa: F401
+from peers import NatsServer, Raw, server_pool  # noqa: F401
 
 TARGETS = ("nats-server", "edgepoint")
 C = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
@@ -64,8 +64,9 @@ def raise_nofile(n):
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
 
 
-class Conn:
-    """A raw client socket: exact bytes out, everything that comes back kept in buf."""
+class Conn(Raw):
+    """peers.Raw with a chosen receive buffer, a send that reports a closed server, a
+    predicate wait, and 10 s timeouts."""
 
     def __init__(self, port, rcvbuf=None, timeout=10):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,20 +85,6 @@ class Conn:
         except (BrokenPipeError, ConnectionResetError):
             return False
 
-    def fill(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            chunk = self.sock.recv(1 << 20)
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-            return False
-        self.buf += chunk
-        return True
-
     def wait(self, pred, timeout=10, what="data"):
         deadline = time.monotonic() + timeout
         while not pred(self.buf):
@@ -106,27 +93,14 @@ class Conn:
                 raise AssertionError("no %s (have %r, closed=%s)" % (what, self.buf[-300:], self.closed))
             self.fill(left)
 
-    def line(self):
-        self.wait(lambda b: b"\r\n" in b, what="line")
-        i = self.buf.index(b"\r\n") + 2
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
+    def line(self, timeout=10):
+        return Raw.line(self, timeout)
 
-    def until_pong(self):
-        self.send(b"PING\r\n")
-        self.wait(lambda b: b"PONG\r\n" in b, what="PONG")
-        i = self.buf.index(b"PONG\r\n")
-        out, self.buf = self.buf[:i], self.buf[i + 6:]
-        return out
+    def until_pong(self, timeout=10):
+        return Raw.until_pong(self, timeout)
 
     def wait_closed(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not self.closed and time.monotonic() < deadline:
-            self.fill(deadline - time.monotonic())
-        return self.closed
-
-    def close(self):
-        self.sock.close()
+        return Raw.wait_closed(self, timeout)
 
 
 def handshake(port, connect=C, rcvbuf=None):
