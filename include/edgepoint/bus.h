@@ -221,6 +221,8 @@ struct bus_op {
 	int64_t max;            /* UNSUB: the count, or -1 when absent or not a number */
 	size_t hdr_len;         /* HPUB HMSG: header bytes at the start of payload */
 	struct bus_str payload; /* PUB HPUB MSG HMSG: hdr_len header bytes, then data */
+	bool ctl;               /* subject, reply or queue holds a control byte (0x00-0x1f,
+				 * 0x7f): the server refuses such a PUB/HPUB or SUB */
 };
 
 /* Why a parse failed; bus_perr_text() gives the -ERR text a server sends for it. */

@@ -29,17 +29,20 @@ struct bus_req {
 	char id[24];
 };
 
-static bool has_blank(const char *s, size_t n)
+/* Blanks and control bytes (NUL, CR, LF, ESC, DEL...) have no place in a subject. */
+static bool has_blank_or_ctl(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == '\f')
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f)
 			return true;
+	}
 	return false;
 }
 
 bool bus_subject_valid(const char *s, size_t n)
 {
-	return sl_pattern_ok(s, n) && !has_blank(s, n);
+	return sl_pattern_ok(s, n) && !has_blank_or_ctl(s, n);
 }
 
 bool bus_subject_literal(const char *s, size_t n)
@@ -83,7 +86,7 @@ int bus_subscribe(struct bus *b, const char *subject, const char *queue, bus_msg
 	size_t n = strlen(subject);
 	if (!bus_subject_valid(subject, n) || n > (size_t)b->o.max_control_line)
 		return EP_EINVAL;
-	if (queue && (queue[0] == '\0' || has_blank(queue, strlen(queue))))
+	if (queue && (queue[0] == '\0' || has_blank_or_ctl(queue, strlen(queue))))
 		return EP_EINVAL;
 	struct bus_sub *s = new_sub(subject, queue);
 	s->cb = cb;
@@ -119,7 +122,7 @@ static int publish(struct bus *b, const char *subject, const char *reply, const 
 	size_t max_line = (size_t)b->o.max_control_line;
 	if (!bus_subject_literal(subject, sn) || sn > max_line)
 		return EP_EINVAL;
-	if (reply && (rn == 0 || rn > max_line || has_blank(reply, rn)))
+	if (reply && (rn == 0 || rn > max_line || has_blank_or_ctl(reply, rn)))
 		return EP_EINVAL;
 	if (hdr_len + len > (uint64_t)b->o.max_payload)
 		return EP_ETOOBIG;

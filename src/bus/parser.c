@@ -91,6 +91,7 @@ struct bus_parser {
 
 	/* Parsed arguments. */
 	struct span subject, reply, queue, sid;
+	bool ctl; /* subject, reply or queue holds a control byte */
 	int64_t max;
 	size_t hdr_len, size;
 
@@ -239,6 +240,23 @@ static const char *line_base(const struct bus_parser *p)
 	return p->line_ext ? p->line_ext : p->abuf;
 }
 
+/*
+ * true if the field holds a control byte (0x00-0x1f or 0x7f). Blanks and line ends
+ * already separate fields; what is left (NUL, ESC, BEL...) has no place in a
+ * subject: a NUL would end the subject early for every C string that sees it, so
+ * the permission check (which reads the counted bytes) and an in-process subscriber
+ * (which reads a C string) would judge two different subjects.
+ */
+static bool has_ctl(const char *line, struct span f)
+{
+	for (size_t i = 0; i < f.len; i++) {
+		unsigned char c = (unsigned char)line[f.off + i];
+		if (c < 0x20 || c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
 static int size_field(struct bus_parser *p, const char *line, struct span f, int64_t *out)
 {
 	*out = parse_size(line + f.off, f.len);
@@ -273,6 +291,7 @@ static int msg_args(struct bus_parser *p, const char *line, size_t n)
 	if (msg)
 		p->sid = f[i++];
 	p->reply = cnt == fixed + 1 ? f[i++] : (struct span){0, 0};
+	p->ctl = has_ctl(line, p->subject) || has_ctl(line, p->reply);
 	if (hdr && size_field(p, line, f[i++], &hsize) < 0)
 		return EP_EPROTO;
 	if (size_field(p, line, f[i], &size) < 0)
@@ -302,6 +321,7 @@ static int line_done(struct bus_parser *p)
 		p->subject = f[0];
 		p->queue = cnt == 3 ? f[1] : (struct span){0, 0};
 		p->sid = f[cnt - 1];
+		p->ctl = has_ctl(line, p->subject) || has_ctl(line, p->queue);
 		return 1;
 	case BUS_OP_UNSUB:
 		cnt = split(line, n, true, f, 2);
@@ -338,6 +358,7 @@ static void emit(struct bus_parser *p, struct bus_op *op, const char *payload)
 	op->arg = op->subject = op->reply = op->queue = op->sid = op->payload = none;
 	op->max = -1;
 	op->hdr_len = 0;
+	op->ctl = p->ctl;
 	switch (op->type) {
 	case BUS_OP_CONNECT:
 	case BUS_OP_INFO:
@@ -383,6 +404,7 @@ static void begin_op(struct bus_parser *p, const struct opdef *d)
 	p->line_ext = NULL;
 	p->line_len = p->alen = 0;
 	p->subject = p->reply = p->queue = p->sid = (struct span){0, 0};
+	p->ctl = false;
 	p->state = d->kind == K_ARGS ? ST_BLANK : d->kind == K_JSON ? ST_SPC : ST_SKIP;
 }
 

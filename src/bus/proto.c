@@ -9,7 +9,11 @@
  *            given keep their values (verbose, pedantic and echo start true).
  *   PUB/HPUB with pedantic on, a subject that is not a valid literal gets
  *            -ERR 'Invalid Publish Subject' and the message is routed anyway.
- *   SUB      an invalid subject gets -ERR 'Invalid Subject' (the connection stays);
+ *            A subject or reply holding a control byte (NUL, ESC...; parser.c)
+ *            gets the same -ERR whatever pedantic says, and goes nowhere: here
+ *            edgepoint differs from nats-server 2.9, which routes it.
+ *   SUB      an invalid subject gets -ERR 'Invalid Subject' (the connection stays),
+ *            and so does one whose subject or queue holds a control byte;
  *            a sid already in use is ignored.
  *   PUB, SUB of an authenticated user are checked against its permissions first
  *            (auth_perm.c): a violation gets an -ERR and the connection stays.
@@ -169,6 +173,10 @@ static void on_pub(struct bus_conn *c, const struct bus_op *op)
 		.len = op->payload.n - op->hdr_len,
 	};
 	activity(c);
+	if (op->ctl) {
+		bus_conn_send_err(c, "Invalid Publish Subject");
+		return;
+	}
 	if (c->pedantic && !bus_subject_literal(m.subject, m.subject_len))
 		bus_conn_send_err(c, "Invalid Publish Subject");
 	if (c->perms && !bus_auth_can_pub(c, m.subject, m.subject_len))
@@ -186,6 +194,10 @@ static struct bus_sub *find_sid(struct bus_conn *c, const struct bus_str *sid)
 static void on_sub(struct bus_conn *c, const struct bus_op *op)
 {
 	activity(c);
+	if (op->ctl) {
+		bus_conn_send_err(c, "Invalid Subject");
+		return;
+	}
 	if (c->perms && !bus_auth_can_sub(c, op))
 		return;
 	if (find_sid(c, &op->sid)) {

@@ -107,10 +107,16 @@ static void write_msg(struct bus_conn *c, const struct bus_sub *sub,
 	bus_conn_commit(c, (size_t)(p - start));
 }
 
-/* NUL-terminated copies of subject and reply for in-process subscribers, made once. */
+/*
+ * NUL-terminated copies of subject and reply for in-process subscribers, made once.
+ * A subject or reply holding a NUL byte would reach them shorter than the subject
+ * that was matched and checked against permissions: such a message (the parser
+ * refuses it already, see proto.c) is never handed to in-process subscribers.
+ */
 struct cview {
 	const char *subject, *reply;
 	char *heap;
+	bool has_nul;
 	char small[256];
 };
 
@@ -153,6 +159,8 @@ static bool deliver(struct bus *b, struct bus_conn *src, struct bus_sub *sub,
 		return false;
 	if (sub->conn && sub->conn->perms &&
 	    !bus_auth_may_receive(sub->conn, m->subject, m->subject_len))
+		return false;
+	if (sub->conn == NULL && v->has_nul)
 		return false;
 	sub->delivered++;
 	if (sub->max && sub->delivered > sub->max) {
@@ -198,6 +206,8 @@ static bool route(struct bus *b, struct bus_conn *src, const struct bus_pubmsg *
 	bool delivered = false;
 
 	v.subject = v.reply = v.heap = NULL;
+	v.has_nul = !cstr && (memchr(m->subject, '\0', m->subject_len) ||
+			      (m->reply_len && memchr(m->reply, '\0', m->reply_len)));
 
 	b->st.msgs_in++;
 	b->st.bytes_in += m->hdr_len + m->len;

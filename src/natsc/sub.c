@@ -301,6 +301,13 @@ void natsc_sub_deliver(struct natsc *nc, const struct bus_op *op)
 		return;
 	}
 	struct natsc_sub *s = (struct natsc_sub *)(void *)((char *)h - offsetof(struct natsc_sub, h));
+	if (op->ctl) {
+		/* A NUL would cut the C string short: the callback would see another
+		 * subject than the one delivered. Nothing we subscribe to has them. */
+		ep_log(EP_LOG_WARN, "natsc", "message with a control byte in its subject or "
+		       "reply dropped (sid %.*s)", (int)op->sid.n, op->sid.p);
+		return;
+	}
 
 	/* Subject and reply as C strings, in a buffer reused between messages. */
 	size_t need = op->subject.n + op->reply.n + 2;
