@@ -99,6 +99,14 @@ struct natsc_opts {
 	const char *tls_cert_file;
 	const char *tls_key_file;
 	const char *tls_server_name;
+	/*
+	 * Where replies to this client's requests go: "<inbox_prefix>.<random>.<n>".
+	 * NULL = "_INBOX", as the official clients do. A per-user prefix ("_INBOX.hmi")
+	 * lets a server's permissions keep users from reading each other's replies
+	 * (subscribe allow "_INBOX.hmi.>"); nats.go calls it CustomInboxPrefix, nats.js
+	 * inboxPrefix. A literal subject of at most NATSC_INBOX_PREFIX_MAX bytes.
+	 */
+	const char *inbox_prefix;
 	bool no_echo;            /* do not receive what this connection publishes */
 	int64_t ping_interval;   /* ns between our PINGs while connected */
 	int64_t max_pings_out;   /* unanswered PINGs before the link counts as stale */
@@ -190,7 +198,8 @@ typedef void (*natsc_flush_cb)(void *arg, int err);
 int natsc_flush(struct natsc *nc, int64_t timeout, natsc_flush_cb cb, void *arg);
 
 /* Writes a new unique subject "_INBOX.<random>" (NUL-terminated) into buf. */
-#define NATSC_INBOX_MAX 48
+#define NATSC_INBOX_PREFIX_MAX 80
+#define NATSC_INBOX_MAX (NATSC_INBOX_PREFIX_MAX + 26)
 void natsc_new_inbox(struct natsc *nc, char buf[NATSC_INBOX_MAX]);
 
 struct natsc_stats {

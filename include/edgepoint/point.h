@@ -44,6 +44,13 @@ bool ep_token_validn(const char *s, size_t n);
 
 void ep_point_init(struct ep_point *p); /* zero, key "0" */
 void ep_point_clear(struct ep_point *p); /* free text, keep the struct */
+
+/*
+ * true if points of point_type on a node of node_type are secrets (a sync node's
+ * token and password, a user's password): written, never shown or sent up. NULL
+ * arguments give false.
+ */
+bool ep_point_secret(const char *node_type, const char *point_type);
 /* Deep copy: dst gets its own text. dst need not be initialised. */
 void ep_point_copy(struct ep_point *dst, const struct ep_point *src);
 void ep_point_set_text(struct ep_point *p, const char *text); /* copies; NULL clears */

@@ -4,7 +4,8 @@
  * WAL, but they do touch the disk), and the answer is built and sent on the loop.
  *
  * <node> = all lists the children of <parent>; <parent> = all finds <node> under
- * its live parent. The payload is empty, {} or {"type":T,"tombstone":true}: type
+ * its live parent. Secrets (a sync node's token and password, a user's password)
+ * are shown as set or not, never their text. The payload is empty, {} or {"type":T,"tombstone":true}: type
  * filters by node type, tombstone true includes deleted nodes.
  */
 #include <stdio.h>
@@ -122,6 +123,30 @@ static void work(uv_work_t *w)
 		query_children(q, q->api->store);
 }
 
+/*
+ * A node's points as the bus shows them: a secret (ep_point_secret()) keeps its
+ * type, key, time and origin but not its text; "secret": true says that one is set.
+ * In-process callers (api_query_nodes) get the real points.
+ */
+static cJSON *points_to_cjson(const struct api_node *nd)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < nd->points.n; i++) {
+		const struct ep_point *p = &nd->points.v[i];
+		if (!ep_point_secret(nd->type, p->type)) {
+			cJSON_AddItemToArray(arr, ep_point_to_cjson(p));
+			continue;
+		}
+		struct ep_point shown = *p;
+		shown.text = NULL;
+		cJSON *o = ep_point_to_cjson(&shown);
+		if (p->text && p->text[0])
+			cJSON_AddBoolToObject(o, "secret", true);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
 static cJSON *nodes_to_cjson(const struct api_node *v, size_t n)
 {
 	cJSON *root = cJSON_CreateObject();
@@ -132,7 +157,7 @@ static cJSON *nodes_to_cjson(const struct api_node *v, size_t n)
 		cJSON_AddStringToObject(o, "type", v[i].type);
 		cJSON_AddStringToObject(o, "parent", v[i].parent);
 		cJSON_AddBoolToObject(o, "tombstone", v[i].tombstone);
-		cJSON_AddItemToObject(o, "points", ep_points_to_cjson(v[i].points.v, v[i].points.n));
+		cJSON_AddItemToObject(o, "points", points_to_cjson(&v[i]));
 		cJSON_AddItemToObject(o, "edgePoints",
 				      ep_points_to_cjson(v[i].edge_points.v, v[i].edge_points.n));
 		cJSON_AddItemToArray(arr, o);

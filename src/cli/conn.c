@@ -21,6 +21,8 @@ static const char common_help[] =
 	"                       (default $EDGEPOINT_SERVER, else " CLI_DEFAULT_SERVER ")\n"
 	"  --token TOKEN        bus token (bus.auth.token)\n"
 	"  --user USER --password PASSWORD   a bus user (bus.auth.users)\n"
+	"  --inbox-prefix P     where replies come back: P.<random>.<n> (default\n"
+	"                       _INBOX.USER with --user, else _INBOX; docs/security.md)\n"
 	"  --tls-ca FILE        CA certificate that the gateway's certificate must chain to\n"
 	"  --tls-cert FILE --tls-key FILE    a client certificate (bus.tls.verify_clients)\n"
 	"  --timeout DURATION   how long to wait for each answer (default 5s)\n"
@@ -60,6 +62,7 @@ static const char **value_slot(struct cli_opts *o, const char *name)
 		{"--token", offsetof(struct cli_opts, token)},
 		{"--user", offsetof(struct cli_opts, user)},
 		{"--password", offsetof(struct cli_opts, password)},
+		{"--inbox-prefix", offsetof(struct cli_opts, inbox_prefix)},
 		{"--tls-ca", offsetof(struct cli_opts, tls_ca)},
 		{"--tls-cert", offsetof(struct cli_opts, tls_cert)},
 		{"--tls-key", offsetof(struct cli_opts, tls_key)},
@@ -157,6 +160,16 @@ int cli_open(struct cli *c, const char *cmd, struct cli_opts *o)
 	c->cmd = cmd;
 	c->o = o;
 	uv_loop_init(&c->loop);
+	/* A user's replies under _INBOX.<user>, which the documented permissions give
+	 * to that user alone (docs/security.md); a name that is no subject token
+	 * keeps the plain _INBOX. */
+	char prefix[NATSC_INBOX_PREFIX_MAX + 1];
+	const char *inbox = o->inbox_prefix;
+	if (inbox == NULL && o->user && strlen(o->user) <= NATSC_INBOX_PREFIX_MAX - 7 &&
+	    ep_token_valid(o->user)) {
+		snprintf(prefix, sizeof(prefix), "_INBOX.%s", o->user);
+		inbox = prefix;
+	}
 	struct natsc_opts no = {
 		.servers = o->server,
 		.name = "edgepoint-cli",
@@ -167,6 +180,7 @@ int cli_open(struct cli *c, const char *cmd, struct cli_opts *o)
 		.tls_cert_file = o->tls_cert,
 		.tls_key_file = o->tls_key,
 		.connect_timeout = o->timeout,
+		.inbox_prefix = inbox,
 		.on_event = on_event,
 		.arg = c,
 	};

@@ -2,8 +2,9 @@
  * export.c - `edgepoint export` and `edgepoint import FILE`. Export walks the
  * gateway's tree and prints a configuration file that recreates it: the device id,
  * and every live node with the points the file may set (status points such as a
- * Modbus IO's "value" are left out). The text is checked with the configuration
- * parser before it is printed. Import reads such a file and writes its nodes and
+ * Modbus IO's "value" are left out), without secrets (passwords, tokens: the gateway
+ * never shows them; stderr names each one that is set). The text is checked with the
+ * configuration parser before it is printed. Import reads such a file and writes its nodes and
  * points into the running gateway, stamped with the current time, so they win over
  * older values; nothing is deleted.
  */
@@ -12,6 +13,28 @@
 #include "cli/internal.h"
 #include "edgepoint/config.h"
 #include "edgepoint/point.h"
+
+/*
+ * A copy of node n's points without its secrets: the gateway shows only that one is
+ * set ("secret": true, no text), and says so here on stderr, since the file cannot
+ * recreate it.
+ */
+static cJSON *secrets_out(const cJSON *n)
+{
+	cJSON *out = cJSON_CreateArray();
+	const cJSON *p;
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(n, "points")) {
+		if (cJSON_GetObjectItemCaseSensitive(p, "secret") == NULL) {
+			cJSON_AddItemToArray(out, cJSON_Duplicate(p, true));
+			continue;
+		}
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "secret")))
+			fprintf(stderr, "export: node %s: %s is set but not exported (secrets are "
+				"write-only): add it to the file by hand\n", cli_str(n, "id"),
+				cli_str(p, "type"));
+	}
+	return out;
+}
 
 /* The file's form of node n and, recursively, its children. */
 static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
@@ -26,8 +49,9 @@ static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 	cJSON_AddStringToObject(o, "id", cli_str(n, "id"));
 	cJSON_AddStringToObject(o, "type", cli_str(n, "type"));
 	ep_points_init(&pts);
-	ep_points_from_cjson(cJSON_GetObjectItemCaseSensitive(n, "points"), ep_time_now(), &pts,
-			     &eb);
+	cJSON *shown = secrets_out(n);
+	ep_points_from_cjson(shown, ep_time_now(), &pts, &eb);
+	cJSON_Delete(shown);
 	cJSON *pm = config_points_to_cjson(cli_str(n, "type"), pts.v, pts.n);
 	ep_points_free(&pts);
 	if (cJSON_GetArraySize(pm) > 0)

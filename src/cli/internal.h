@@ -22,6 +22,7 @@
 struct cli_opts {
 	const char *server; /* -s URL; default $EDGEPOINT_SERVER or nats://127.0.0.1:4222 */
 	const char *token, *user, *password;
+	const char *inbox_prefix; /* --inbox-prefix; NULL = _INBOX.<user> or _INBOX */
 	const char *tls_ca, *tls_cert, *tls_key;
 	const char *text;  /* set --text */
 	bool json;         /* --json */

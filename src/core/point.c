@@ -117,3 +117,29 @@ int ep_point_check_time(const struct ep_point *p, int64_t now, int64_t max_skew,
 		      ep_time_format(p->time, tbuf), abuf, lbuf);
 	return EP_EFUTURE;
 }
+
+/*
+ * Secret points: credentials that the gateway uses but never shows. They may be
+ * written (p.<node>, the configuration file, the cloud's downlink) but node queries
+ * and exports only say that one is set, the uplink never sends them, and a user's
+ * password is stored as a PBKDF2 hash. One table, read by the store, the data plane,
+ * the sync and the CLI.
+ */
+static const struct {
+	const char *node_type, *point_type;
+} secrets[] = {
+	{"sync", "token"},
+	{"sync", "password"},
+	{"user", "password"},
+};
+
+bool ep_point_secret(const char *node_type, const char *point_type)
+{
+	if (node_type == NULL || point_type == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (strcmp(secrets[i].node_type, node_type) == 0 &&
+		    strcmp(secrets[i].point_type, point_type) == 0)
+			return true;
+	return false;
+}

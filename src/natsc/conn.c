@@ -362,6 +362,12 @@ static int check_opts(struct natsc_opts *o, struct ep_errbuf *eb)
 	}
 	if (o->reconnect_max < o->reconnect_base)
 		o->reconnect_max = o->reconnect_base;
+	if (o->inbox_prefix && (strlen(o->inbox_prefix) > NATSC_INBOX_PREFIX_MAX ||
+				!bus_subject_literal(o->inbox_prefix, strlen(o->inbox_prefix)))) {
+		ep_errbuf_set(eb, "natsc: inbox prefix \"%.80s\" is not a subject without "
+			      "wildcards of at most %d bytes", o->inbox_prefix, NATSC_INBOX_PREFIX_MAX);
+		return EP_EINVAL;
+	}
 	if (o->token && o->user) {
 		ep_errbuf_set(eb, "natsc: give a token or a user, not both");
 		return EP_EINVAL;
@@ -477,7 +483,10 @@ int natsc_connect(uv_loop_t *loop, const struct natsc_opts *o, struct natsc **ou
 		nc->rng = (uint64_t)ep_time_now() ^ (uint64_t)(uintptr_t)nc;
 	char tok[24];
 	natsc_random_token(tok, 22);
-	snprintf(nc->inbox, sizeof(nc->inbox), "_INBOX.%s.", tok);
+	ep_strlcpy(nc->inbox_prefix, o->inbox_prefix ? o->inbox_prefix : "_INBOX",
+		   sizeof(nc->inbox_prefix));
+	nc->o.inbox_prefix = NULL;
+	snprintf(nc->inbox, sizeof(nc->inbox), "%s.%s.", nc->inbox_prefix, tok);
 
 	uv_timer_init(loop, &nc->timer);
 	uv_timer_init(loop, &nc->ping);

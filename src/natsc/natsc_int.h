@@ -34,7 +34,7 @@
 
 #define NATSC_MAX_ADDRS 8          /* addresses tried per host name */
 #define NATSC_MAX_LINE (64 * 1024) /* longest server line accepted (INFO can be long) */
-#define NATSC_PREFIX_MAX 32        /* "_INBOX.<22 chars>." + NUL */
+#define NATSC_PREFIX_MAX (NATSC_INBOX_PREFIX_MAX + 26) /* "<prefix>.<22 chars>." + NUL */
 
 struct natsc_server {
 	char *url;  /* "nats://host:port" / "tls://host:port", for messages */
@@ -184,7 +184,8 @@ struct natsc {
 
 	/* Requests. */
 	struct natsc_sub *inbox_sub;
-	char inbox[NATSC_PREFIX_MAX]; /* "_INBOX.<random>." */
+	char inbox[NATSC_PREFIX_MAX]; /* "<inbox prefix>.<random>." */
+	char inbox_prefix[NATSC_INBOX_PREFIX_MAX + 1];
 	struct natsc_map reqs;
 	uint64_t next_req;
 	struct natsc_dl *dl_head, *dl_tail;

@@ -178,7 +178,6 @@ void natsc_reqs_close(struct natsc *nc)
 void natsc_new_inbox(struct natsc *nc, char buf[NATSC_INBOX_MAX])
 {
 	char tok[24];
-	(void)nc;
 	natsc_random_token(tok, 22);
-	snprintf(buf, NATSC_INBOX_MAX, "_INBOX.%s", tok);
+	snprintf(buf, NATSC_INBOX_MAX, "%s.%s", nc->inbox_prefix, tok);
 }

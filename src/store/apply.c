@@ -16,7 +16,10 @@
  * Points merge last-write-wins in the upsert's WHERE clause (see store.c), so a
  * stale point costs one index probe and writes nothing; sqlite3_changes() says
  * whether it won. Winners are appended to the outbox when it is enabled, and the
- * outbox is cut back to its cap once per batch, before the commit.
+ * outbox is cut back to its cap once per batch, before the commit. Secret points
+ * (ep_point_secret(): credentials) are never appended, and a user's password is
+ * stored as the PBKDF2 hash of what was written (unless it is such a hash already),
+ * computed here on the worker, never on the loop.
  *
  * Edges: a new edge needs a nodeType point and, unless its parent is "root", an
  * existing parent. After the edge points are merged, nodes.type follows the latest
@@ -27,6 +30,7 @@
  */
 #include <string.h>
 
+#include "edgepoint/bus.h"
 #include "store/internal.h"
 
 /* Runs a bound upsert: 1 if the point won the merge, 0 if not, or EP_ESTORE. */
@@ -61,13 +65,53 @@ static int probe(struct store *st, int which, const char *a, const char *b, int 
 	return store__err(st->wdb, rc, "reading the tree");
 }
 
+/* Reads the type of node id into out: 1 if the node exists, 0 if not, or EP_ESTORE. */
+static int node_type(struct store *st, const char *id, char out[EP_TOKEN_MAX + 1])
+{
+	sqlite3_stmt *s = st->ws[WS_NODE_EXISTS];
+	int rc;
+
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		ep_strlcpy(out, t ? (const char *)t : "", EP_TOKEN_MAX + 1);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store__err(st->wdb, rc, "reading the tree");
+}
+
 /*
- * Merges r's points (node points, or edge points when r->edge) and records each
- * winner in the outbox; returns the number of winners. For edges, *type_won and
- * *tomb_won say which kinds changed (both may be NULL for node points).
+ * A user's password is kept as a PBKDF2 hash (what `edgepoint passwd` prints): a
+ * written password that is not such a hash already is hashed into buf, and p's
+ * copy in *out points at it. Returns 0 or EP_ESYS (no random bytes for the salt).
  */
-static int merge_points(struct store *st, const struct store_req *r, bool *type_won,
-			bool *tomb_won)
+static int hash_password(const struct store_pt *p, struct store_pt *out,
+			 char buf[BUS_PASSWD_HASH_MAX])
+{
+	*out = *p;
+	if (p->text == NULL || p->text[0] == '\0' || bus_passwd_check(p->text, NULL) == 0)
+		return 0;
+	int rc = bus_passwd_hash(p->text, strlen(p->text), BUS_PASSWD_ITERATIONS, buf,
+				 BUS_PASSWD_HASH_MAX);
+	if (rc < 0)
+		return rc;
+	out->text = buf;
+	return 0;
+}
+
+/*
+ * Merges r's points (node points of a node of type ntype, or edge points when
+ * r->edge) and records each winner in the outbox; returns the number of winners.
+ * For edges, *type_won and *tomb_won say which kinds changed (both may be NULL for
+ * node points).
+ */
+static int merge_points(struct store *st, const struct store_req *r, const char *ntype,
+			bool *type_won, bool *tomb_won)
 {
 	sqlite3_stmt *s = st->ws[r->edge ? WS_EDGE_POINT_UPSERT : WS_POINT_UPSERT];
 	bool skip_node = !r->edge && st->outbox_skip_node[0] &&
@@ -80,6 +124,14 @@ static int merge_points(struct store *st, const struct store_req *r, bool *type_
 		sqlite3_bind_text(s, 9, r->parent, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct store_pt *p = &r->p[i];
+		bool secret = !r->edge && ep_point_secret(ntype, p->type);
+		struct store_pt hashed;
+		char hash[BUS_PASSWD_HASH_MAX];
+		if (secret && strcmp(ntype, "user") == 0) {
+			if ((rc = hash_password(p, &hashed, hash)) < 0)
+				return rc;
+			p = &hashed;
+		}
 		store__bind_point(s, p);
 		rc = upsert(st, s);
 		if (rc < 0)
@@ -91,7 +143,7 @@ static int merge_points(struct store *st, const struct store_req *r, bool *type_
 			*type_won = true;
 		else if (r->edge && strcmp(p->type, "tombstone") == 0)
 			*tomb_won = true;
-		if (!st->opts.outbox || r->unrecorded ||
+		if (!st->opts.outbox || r->unrecorded || secret ||
 		    (skip_node && store__outbox_skips(st, p->type)))
 			continue;
 		rc = store__outbox_append(st, r->node, r->edge ? r->parent : "", r->edge, p);
@@ -103,10 +155,11 @@ static int merge_points(struct store *st, const struct store_req *r, bool *type_
 
 static int apply_points(struct store *st, const struct store_req *r)
 {
-	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL);
+	char type[EP_TOKEN_MAX + 1];
+	int rc = node_type(st, r->node, type);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
-	return merge_points(st, r, NULL, NULL);
+	return merge_points(st, r, type, NULL, NULL);
 }
 
 /* A nodeType point must name a type: a token, like node ids. */
@@ -157,7 +210,7 @@ static int apply_edge(struct store *st, const struct store_req *r)
 				return rc < 0 ? rc : EP_ENOENT;
 		}
 	}
-	winners = merge_points(st, r, &type_won, &tomb_won);
+	winners = merge_points(st, r, NULL, &type_won, &tomb_won);
 	if (winners < 0)
 		return winners;
 	if (!exists || type_won) {

@@ -27,7 +27,7 @@ static const char *const ws_sql[WS_MAX] = {
 	[WS_SAVEPOINT] = "SAVEPOINT req",
 	[WS_RELEASE] = "RELEASE req",
 	[WS_ROLLBACK_TO] = "ROLLBACK TO req",
-	[WS_NODE_EXISTS] = "SELECT 1 FROM nodes WHERE id = ?1",
+	[WS_NODE_EXISTS] = "SELECT type FROM nodes WHERE id = ?1",
 	[WS_POINT_UPSERT] =
 		"INSERT INTO points(node, type, key, time, value, text, tombstone, origin) "
 		"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "

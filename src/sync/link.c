@@ -338,6 +338,11 @@ void sync__link_start(struct sync *s)
 	if (s->nc != NULL || s->stopping || s->conf.uri == NULL)
 		return;
 	snprintf(name, sizeof(name), "edgepoint %s", s->device);
+	/* Replies (JetStream API answers, pulled downlink messages) under
+	 * _INBOX.<device>: the cluster's permissions can give each gateway its own
+	 * (docs/sync.md), so one gateway cannot read another's downlink. */
+	char inbox[NATSC_INBOX_PREFIX_MAX + 1];
+	snprintf(inbox, sizeof(inbox), "_INBOX.%s", s->device);
 	struct natsc_opts o = {
 		.servers = s->conf.uri,
 		.name = name,
@@ -348,6 +353,7 @@ void sync__link_start(struct sync *s)
 		.tls_cert_file = s->conf.cert_file,
 		.tls_key_file = s->conf.key_file,
 		.reconnect_max = RECONNECT_MAX,
+		.inbox_prefix = inbox,
 		.on_event = on_event,
 		.arg = s,
 	};

@@ -21,8 +21,9 @@
  * written at most once a second and only when they changed. They are local state:
  * the outbox does not record them (store_outbox_skip()), so they neither go up
  * nor push real changes out of a full outbox, and writing them does not change
- * pending. The node's token and password stay home as well (the cloud issued them;
- * its fleet API need not show them to everyone who may read the fleet).
+ * pending. The node's token and password stay home as well: they are secrets
+ * (ep_point_secret()), which the store never puts in the outbox and the snapshot
+ * leaves out.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,26 +34,21 @@
 #define RESCAN_DELAY_MS 50
 #define STATUS_EVERY_MS 1000
 
-/* The status points, then the credentials: what stays on the gateway. */
-static const char *const local_types[] = {"connected", "lastConnected", "pending", "sent",
-					  "dropped",   "lastError",     "token",   "password",
-					  NULL};
-#define NSTATUS 6
+/* The status points: local state that never goes up. */
+static const char *const status_types[] = {"connected", "lastConnected", "pending", "sent",
+					   "dropped",   "lastError",     NULL};
 
 bool sync_status_type(const char *type)
 {
-	for (size_t i = 0; i < NSTATUS; i++)
-		if (strcmp(local_types[i], type) == 0)
+	for (const char *const *t = status_types; *t; t++)
+		if (strcmp(*t, type) == 0)
 			return true;
 	return false;
 }
 
 bool sync_local_type(const char *type)
 {
-	for (const char *const *t = local_types; *t; t++)
-		if (strcmp(*t, type) == 0)
-			return true;
-	return false;
+	return sync_status_type(type) || ep_point_secret("sync", type);
 }
 
 void sync__set_error(struct sync *s, const char *fmt, ...)
@@ -191,7 +187,7 @@ static void apply_node(struct sync *s, const struct api_node *n)
 	else if (n && s->epoch[0] == '\0')
 		new_epoch(s);
 	store_outbox_config(s->store, n && !c.disabled, c.max_rows, c.max_bytes);
-	store_outbox_skip(s->store, n ? n->id : NULL, local_types);
+	store_outbox_skip(s->store, n ? n->id : NULL, status_types);
 
 	bool want = n && !c.disabled && c.uri;
 	bool restart = changed_node || link_conf_differs(&c, &s->conf);

@@ -14,7 +14,8 @@
  * status timer.
  *
  * The snapshot walks the tree from the device node over every edge (deleted ones
- * too, so deletions reach the cloud), reads each node's points once, and encodes
+ * too, so deletions reach the cloud), reads each node's points once (leaving out
+ * status points and secrets, ep_point_secret()), and encodes
  * the entries into chunks below the size limit, all on the thread pool; the loop
  * then publishes the chunks one by one, like batches, with "Ep-Kind: snapshot".
  */
@@ -218,6 +219,7 @@ struct snap_chunk {
 struct walk_item {
 	char node[EP_TOKEN_MAX + 1];
 	char parent[EP_TOKEN_MAX + 1];
+	char type[EP_TOKEN_MAX + 1];
 };
 
 struct snap_job {
@@ -320,6 +322,7 @@ static void snap_work(uv_work_t *w)
 	sync_enc_init(&j->enc);
 	ep_strlcpy(stack[0].node, j->device, sizeof(stack[0].node));
 	ep_strlcpy(stack[0].parent, "root", sizeof(stack[0].parent));
+	ep_strlcpy(stack[0].type, "device", sizeof(stack[0].type));
 	top = 1;
 	while (top > 0 && j->rc == 0) {
 		struct walk_item it = stack[--top];
@@ -339,7 +342,7 @@ static void snap_work(uv_work_t *w)
 			for (size_t i = 0; i < pts.n; i++) {
 				bool status = strcmp(it.node, j->sync_node) == 0 &&
 					      sync_local_type(pts.v[i].type);
-				if (status) {
+				if (status || ep_point_secret(it.type, pts.v[i].type)) {
 					ep_point_clear(&pts.v[i]);
 					continue;
 				}
@@ -360,6 +363,7 @@ static void snap_work(uv_work_t *w)
 			}
 			ep_strlcpy(stack[top].node, kids[i - 1].id, sizeof(stack[top].node));
 			ep_strlcpy(stack[top].parent, it.node, sizeof(stack[top].parent));
+			ep_strlcpy(stack[top].type, kids[i - 1].type, sizeof(stack[top].type));
 			top++;
 		}
 		ep_free(kids);
