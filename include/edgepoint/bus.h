@@ -24,11 +24,18 @@
 struct bus;
 struct bus_sub;
 
-/* Defaults, the same as nats-server's; a zero in struct bus_opts selects them. */
+/*
+ * Defaults; a zero in struct bus_opts selects them. The same as nats-server's but for
+ * the output held for clients that do not read: nats-server allows 64 MiB per
+ * connection, which four slow clients turn into a quarter of a 1 GiB device. Here a
+ * connection may hold 4 MiB (four messages of the largest size) and all of them
+ * together 32 MiB.
+ */
 #define BUS_DEFAULT_MAX_PAYLOAD (1024 * 1024)
 #define BUS_DEFAULT_MAX_CONTROL_LINE 4096
 #define BUS_DEFAULT_MAX_CONNECTIONS (64 * 1024)
-#define BUS_DEFAULT_MAX_PENDING (64 * 1024 * 1024)
+#define BUS_DEFAULT_MAX_PENDING (4 * 1024 * 1024)
+#define BUS_DEFAULT_MAX_PENDING_TOTAL (32 * 1024 * 1024)
 #define BUS_DEFAULT_PING_INTERVAL (120 * EP_NS_PER_SEC)
 #define BUS_DEFAULT_MAX_PINGS_OUT 2
 #define BUS_DEFAULT_AUTH_TIMEOUT (2 * EP_NS_PER_SEC)
@@ -61,6 +68,8 @@ struct bus_opts {
 	int64_t max_control_line;  /* bytes in one protocol line's arguments */
 	int64_t max_connections;
 	int64_t max_pending;       /* unsent bytes per connection before it is cut off */
+	int64_t max_pending_total; /* unsent bytes of all connections together, at most:
+				    * past it the ones holding most are cut off */
 	int64_t ping_interval;     /* ns between server PINGs to an idle connection */
 	int64_t max_pings_out;     /* unanswered PINGs before "Stale Connection" */
 	int64_t auth_timeout;      /* ns to wait for CONNECT when authentication is on */

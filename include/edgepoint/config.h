@@ -68,6 +68,7 @@ struct config {
 		int64_t max_control_line;
 		int64_t max_connections;
 		int64_t max_pending;
+		int64_t max_pending_total;
 		int64_t ping_interval; /* ns */
 		int64_t max_pings_out;
 		int64_t auth_timeout; /* ns */

@@ -232,6 +232,7 @@ struct bus_conn {
 	size_t woff, wlen, wcap; /* wbuf[woff..wlen) is in flight */
 	bool writing;
 	uint64_t pending; /* olen + bytes of wbuf not yet written */
+	bool left_total;  /* pending no longer counts in bus->pending_total (closing) */
 	uv_write_t wreq;
 
 	/* Timers (ms of uv_now): 0 = not armed. */
@@ -267,6 +268,7 @@ struct bus {
 	struct bus_conn *dying; /* closing, still flushing their last output */
 	struct bus_conn *flush_head;
 	uint64_t nconns;
+	uint64_t pending_total; /* pending output of the open connections (conn.c) */
 	uint64_t next_cid;
 	struct bus_auth auth;
 

@@ -9,7 +9,9 @@
  * uv_try_write() first; what the kernel does not take is handed to uv_write() with
  * the buffer itself (obuf and wbuf swap roles), so nothing is copied twice. Bytes
  * not yet written count against max_pending; past it the client is a slow consumer:
- * its unsent output is dropped and it is cut off.
+ * its unsent output is dropped and it is cut off. The sum over all connections
+ * counts against max_pending_total, so that many slow clients together cannot take
+ * more memory than the device has: past it the ones holding the most are cut.
  *
  * All socket I/O goes through a struct bus_transport, so TLS can sit under the same
  * code. Handles are freed only in their close callbacks.
@@ -29,6 +31,34 @@
 #define SHRINK_ABOVE (256 * 1024)
 #define CLOSE_FLUSH_MS 1000
 #define FLUSH_EARLY (64 * 1024) /* flush at once past this, not at the end of the iteration */
+
+/*
+ * Pending output: a connection's own count (against max_pending) and the bus's sum
+ * over the open connections (against max_pending_total). A connection leaves the
+ * sum when it starts closing (total_leave()): what it still holds is its last
+ * output, bounded by its own max_pending and gone within CLOSE_FLUSH_MS.
+ */
+static void pending_add(struct bus_conn *c, size_t n)
+{
+	c->pending += n;
+	if (!c->left_total)
+		c->bus->pending_total += n;
+}
+
+static void pending_sub(struct bus_conn *c, size_t n)
+{
+	c->pending -= n;
+	if (!c->left_total)
+		c->bus->pending_total -= n;
+}
+
+static void total_leave(struct bus_conn *c)
+{
+	if (c->left_total)
+		return;
+	c->bus->pending_total -= c->pending;
+	c->left_total = true;
+}
 
 /* --- Plain TCP transport --- */
 
@@ -348,18 +378,49 @@ char *bus_conn_reserve(struct bus_conn *c, size_t max)
 	return c->obuf + c->olen;
 }
 
+static void slow_consumer(struct bus_conn *c, const char *why)
+{
+	struct bus *b = c->bus;
+	b->st.slow_consumers++;
+	ep_log(EP_LOG_NOTICE, "bus", "client %llu (%s): slow consumer, %llu bytes pending%s",
+	       (unsigned long long)c->cid, c->ip, (unsigned long long)c->pending, why);
+	bus_conn_close(c, BUS_CLOSE_SLOW, "Slow Consumer", true);
+}
+
+/* The open connection with the most output pending (NULL if none has any). */
+static struct bus_conn *most_pending(struct bus *b)
+{
+	struct bus_conn *max = NULL;
+	for (struct bus_conn *x = b->conns; x; x = x->next)
+		if (x->pending > 0 && (max == NULL || x->pending > max->pending))
+			max = x;
+	return max;
+}
+
+/*
+ * Past max_pending the connection itself is a slow consumer. Past
+ * max_pending_total (all connections together: the memory a device can spare for
+ * clients that do not read) the connections holding the most are cut, largest
+ * first, until n more bytes fit; a client that keeps up holds little and is not
+ * the one cut. This scan runs only when the sum is over the cap.
+ */
 void bus_conn_commit(struct bus_conn *c, size_t n)
 {
 	struct bus *b = c->bus;
 	if (c->pending + n > (uint64_t)b->o.max_pending) {
-		b->st.slow_consumers++;
-		ep_log(EP_LOG_NOTICE, "bus", "client %llu (%s): slow consumer, %llu bytes pending",
-		       (unsigned long long)c->cid, c->ip, (unsigned long long)c->pending);
-		bus_conn_close(c, BUS_CLOSE_SLOW, "Slow Consumer", true);
+		slow_consumer(c, "");
 		return;
 	}
+	while (b->pending_total + n > (uint64_t)b->o.max_pending_total && !c->closing) {
+		struct bus_conn *x = most_pending(b);
+		if (x == NULL || x->pending < c->pending + n)
+			x = c;
+		slow_consumer(x, " (bus.max_pending_total reached)");
+	}
+	if (c->closing)
+		return;
 	c->olen += n;
-	c->pending += n;
+	pending_add(c, n);
 	if (c->olen >= FLUSH_EARLY && !c->writing)
 		bus_conn_flush(c);
 	else
@@ -412,6 +473,7 @@ static void close_handles(struct bus_conn *c)
 {
 	if (c->handles_closing)
 		return;
+	total_leave(c);
 	c->handles_closing = true;
 	flush_unlink(c);
 	if (c->dying) {
@@ -430,7 +492,7 @@ void bus_conn_close_now(struct bus_conn *c)
 /* A write failed: nothing more can go out. */
 static void write_failed(struct bus_conn *c)
 {
-	c->pending -= c->olen;
+	pending_sub(c, c->olen);
 	c->olen = 0;
 	if (c->closing)
 		close_handles(c);
@@ -459,7 +521,7 @@ void bus_conn_flush(struct bus_conn *c)
 		write_failed(c);
 		return;
 	}
-	c->pending -= (size_t)n;
+	pending_sub(c, (size_t)n);
 	if ((size_t)n == c->olen) {
 		c->olen = 0;
 		if (c->ocap > SHRINK_ABOVE) {
@@ -482,7 +544,7 @@ void bus_conn_flush(struct bus_conn *c)
 	c->olen = 0;
 	int rc = c->tp->write(c, c->wbuf + c->woff, c->wlen - c->woff);
 	if (rc < 0) {
-		c->pending -= c->wlen - c->woff;
+		pending_sub(c, c->wlen - c->woff);
 		c->wlen = c->woff = 0;
 		write_failed(c);
 		return;
@@ -498,7 +560,7 @@ void bus_conn_on_written(struct bus_conn *c, int status)
 			write_failed(c);
 		return;
 	}
-	c->pending -= c->wlen - c->woff;
+	pending_sub(c, c->wlen - c->woff);
 	c->wlen = c->woff = 0;
 	if (c->wcap > SHRINK_ABOVE) {
 		ep_free(c->wbuf);
@@ -530,6 +592,7 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 	if (c->closing)
 		return;
 	c->closing = true;
+	total_leave(c);
 	unlink_conn(&c->bus->conns, c);
 	c->bus->nconns--;
 	link_conn(&c->bus->dying, c);
@@ -544,7 +607,7 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 	       err_text ? err_text : "");
 	if (why == BUS_CLOSE_SLOW) {
 		/* What the slow consumer has not taken is dropped; it learns why. */
-		c->pending -= c->olen;
+		pending_sub(c, c->olen);
 		c->olen = 0;
 	}
 	if (err_text && flush) {
@@ -553,7 +616,7 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 		grow_obuf(c, (size_t)n);
 		memcpy(c->obuf + c->olen, line, (size_t)n);
 		c->olen += (size_t)n;
-		c->pending += (size_t)n;
+		pending_add(c, (size_t)n);
 	}
 	if (!flush || c->handles_closing) {
 		close_handles(c);

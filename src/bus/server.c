@@ -58,6 +58,8 @@ static int fill_opts(struct bus_opts *o, const struct bus_opts *in, struct ep_er
 		{"max_connections", offsetof(struct bus_opts, max_connections),
 		 BUS_DEFAULT_MAX_CONNECTIONS},
 		{"max_pending", offsetof(struct bus_opts, max_pending), BUS_DEFAULT_MAX_PENDING},
+		{"max_pending_total", offsetof(struct bus_opts, max_pending_total),
+		 BUS_DEFAULT_MAX_PENDING_TOTAL},
 		{"ping_interval", offsetof(struct bus_opts, ping_interval),
 		 BUS_DEFAULT_PING_INTERVAL},
 		{"max_pings_out", offsetof(struct bus_opts, max_pings_out),
@@ -79,6 +81,11 @@ static int fill_opts(struct bus_opts *o, const struct bus_opts *in, struct ep_er
 	if (o->max_payload > o->max_pending) {
 		ep_errbuf_set(eb, "bus: max_payload (%lld) cannot be higher than max_pending (%lld)",
 			      (long long)o->max_payload, (long long)o->max_pending);
+		return EP_EINVAL;
+	}
+	if (o->max_pending > o->max_pending_total) {
+		ep_errbuf_set(eb, "bus: max_pending (%lld) cannot be higher than max_pending_total "
+			      "(%lld)", (long long)o->max_pending, (long long)o->max_pending_total);
 		return EP_EINVAL;
 	}
 	if (o->max_payload > INT32_MAX) {

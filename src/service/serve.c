@@ -207,6 +207,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		.max_control_line = s->cfg.bus.max_control_line,
 		.max_connections = s->cfg.bus.max_connections,
 		.max_pending = s->cfg.bus.max_pending,
+		.max_pending_total = s->cfg.bus.max_pending_total,
 		.ping_interval = s->cfg.bus.ping_interval,
 		.max_pings_out = s->cfg.bus.max_pings_out,
 		.auth_timeout = s->cfg.bus.auth_timeout,
