@@ -22,6 +22,16 @@
 struct bus;
 struct api;
 struct modbus;
+struct config_node;
+
+/*
+ * Reserves the descriptor numbers below FD_SETSIZE that libmodbus needs (it waits
+ * with select(); see lowfd.h) for the buses in a configuration tree: one per
+ * client bus and RTU server, one per master a TCP server may serve, and a few
+ * spare. Call it when the daemon starts, before any listener accepts. Logs what it
+ * could not reserve.
+ */
+void modbus_reserve_fds(const struct config_node *nodes, size_t n);
 
 /*
  * Subscribes to node changes and starts the discovery of the modbus nodes under

@@ -3,8 +3,9 @@
  * through a mutex-guarded list and a uv_async wake-up (libuv coalesces wake-ups,
  * so a burst of results costs one loop iteration); stop and wake requests come down
  * through the same mutex and a condition variable, or a pipe for a thread that
- * waits in select(). Stopping also shuts the link's socket down, so that a request
- * blocked in libmodbus ends now rather than at its timeout.
+ * waits in poll(). Stopping also shuts the link's socket down, so that a request
+ * blocked in libmodbus (or a TCP connect in progress) ends now rather than at its
+ * timeout.
  */
 #include <errno.h>
 #include <fcntl.h>

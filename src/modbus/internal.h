@@ -6,6 +6,7 @@
  *             bus's plan built from its IOs
  *   cfg.c     node points -> bus and IO settings, with the runtime checks (pure)
  *   chan.c    events from a bus's thread to the loop, stop and wake the other way
+ *   fd.c      the descriptors libmodbus gets: TCP connect, low slots (lowfd.h)
  *   worker.c  the client thread: poll cycles, degraded units (worker.h, link.c:
  *             the link, requests, writes, hand-over of results)
  *   server.c  the server thread: listen and answer from an image
@@ -252,7 +253,7 @@ struct mb_chan {
 	uv_async_t async; /* data = the owner; closed by the owner */
 	uv_mutex_t mu;
 	uv_cond_t cond;
-	int wake_rd, wake_wr; /* a pipe for a thread that waits in select(), or -1 */
+	int wake_rd, wake_wr; /* a pipe for a thread that waits in poll(), or -1 */
 	/* Under mu: */
 	struct mb_event *ev_head, **ev_tail;
 	bool stop;
@@ -304,7 +305,31 @@ void mb_worker_invalidate(struct mb_worker *w);
 void mb_worker_counts(struct mb_worker *w, uint64_t *cycles, uint64_t *values);
 void mb_plan_unref(struct mb_plan *p, uv_mutex_t *mu);
 
+/* --- fd.c: the descriptors libmodbus gets ---------------------------------------- */
+
+/*
+ * libmodbus waits with select(), so every descriptor it sees must be numbered below
+ * FD_SETSIZE: a slot of lowfd.h. (struct _modbus is libmodbus's modbus_t.)
+ */
+struct _modbus;
+/*
+ * Connects to host:service over TCP, each address within timeout_ms (non-blocking
+ * connect and poll(); ch's descriptor is the socket meanwhile, so that a stop ends
+ * the wait). Returns the socket, numbered anywhere (mb_fd_adopt() it), or a
+ * negative errno with why saying what failed.
+ */
+int mb_tcp_connect(const char *host, const char *service, int64_t timeout_ms,
+		   struct mb_chan *ch, char *why, size_t sz);
+/* Moves ctx's descriptor onto a slot: 0, or EP_EBUSY (none free) or a negative
+ * errno, ctx keeping its descriptor for modbus_close(). */
+int mb_fd_adopt(struct _modbus *ctx);
+/* modbus_close() for an adopted ctx: gives the slot back, and libmodbus closes a
+ * duplicate (so its clean-up, such as a serial line's settings, still runs). */
+void mb_fd_close(struct _modbus *ctx);
+
 /* --- server.c: the server thread ------------------------------------------------ */
+
+#define MB_SERVER_MAX_CLIENTS 32 /* masters at once on a TCP server bus */
 
 /*
  * What a server serves: per unit id, a libmodbus mapping per table covering the

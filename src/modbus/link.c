@@ -61,6 +61,43 @@ void mb_set_timeout(modbus_t *ctx, int64_t ms)
 	modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
 }
 
+/*
+ * Opens the serial port or connects the socket, and moves it onto a low slot:
+ * libmodbus never gets a descriptor it cannot select() on (fd.c), so a TCP
+ * connection is made here rather than by modbus_connect(). 0, or an errno with
+ * msg saying why not.
+ */
+static int connect_ctx(struct mb_worker *w, modbus_t *ctx, int64_t timeout_ms, char *msg,
+		       size_t sz)
+{
+	const struct mb_bus_cfg *c = &w->cfg;
+	char e[100];
+	int err, fd;
+
+	if (c->rtu && modbus_connect(ctx) < 0) {
+		err = errno;
+		mb_errtext(err, e, sizeof(e));
+		snprintf(msg, sz, "cannot open %.80s: %.60s", c->device, e);
+		return err;
+	}
+	if (!c->rtu) {
+		fd = mb_tcp_connect(c->host, c->service, timeout_ms, &w->ch, e, sizeof(e));
+		if (fd < 0) {
+			snprintf(msg, sz, "cannot connect to %.70s:%.5s: %.60s", c->host,
+				 c->service, e);
+			return -fd;
+		}
+		modbus_set_socket(ctx, fd);
+	}
+	if ((err = mb_fd_adopt(ctx)) < 0) {
+		snprintf(msg, sz, "%.60s: no descriptor below %d is free for libmodbus (%.40s)",
+			 c->rtu ? c->device : c->host, FD_SETSIZE, ep_strerror(err));
+		modbus_close(ctx);
+		return EMFILE;
+	}
+	return 0;
+}
+
 int mb_link_open(struct mb_worker *w, int64_t timeout_ms)
 {
 	const struct mb_bus_cfg *c = &w->cfg;
@@ -79,28 +116,10 @@ int mb_link_open(struct mb_worker *w, int64_t timeout_ms)
 			 c->rtu ? c->device : c->host, e);
 		goto out_fail;
 	}
-	modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
+	modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE); /* no reconnects of its own */
 	mb_set_timeout(ctx, timeout_ms);
-	if (modbus_connect(ctx) < 0) {
-		err = errno;
-		mb_errtext(err, e, sizeof(e));
-		if (c->rtu)
-			snprintf(msg, sizeof(msg), "cannot open %.80s: %.60s", c->device, e);
-		else
-			snprintf(msg, sizeof(msg), "cannot connect to %.70s:%.5s: %.60s", c->host,
-				 c->service, e);
-		modbus_free(ctx);
-		goto out_fail;
-	}
-	if (modbus_get_socket(ctx) >= FD_SETSIZE) {
-		/* libmodbus waits with select(), which cannot take it. */
-		err = EMFILE;
-		snprintf(msg, sizeof(msg), "the link's descriptor %d is past FD_SETSIZE (%d): "
-			 "too many open files for libmodbus", modbus_get_socket(ctx), FD_SETSIZE);
-		modbus_close(ctx);
-		modbus_free(ctx);
-		goto out_fail;
-	}
+	if ((err = connect_ctx(w, ctx, timeout_ms, msg, sizeof(msg))) != 0)
+		goto out_free;
 	w->ctx = ctx;
 	mb_chan_set_fd(&w->ch, modbus_get_socket(ctx));
 	w->down_msg[0] = '\0';
@@ -116,6 +135,8 @@ int mb_link_open(struct mb_worker *w, int64_t timeout_ms)
 	post_link(w, true, 0, "");
 	return 0;
 
+out_free:
+	modbus_free(ctx);
 out_fail:
 	/* Report a new reason only: a backoff loop on the same error stays quiet. */
 	if (strcmp(msg, w->down_msg) != 0) {
@@ -130,8 +151,8 @@ void mb_link_close(struct mb_worker *w, int err, const char *why)
 	if (w->ctx == NULL)
 		return;
 	w->resend = true;
-	mb_chan_set_fd(&w->ch, -1);
-	modbus_close(w->ctx);
+	mb_chan_set_fd(&w->ch, -1); /* before the slot is given back */
+	mb_fd_close(w->ctx);
 	modbus_free(w->ctx);
 	w->ctx = NULL;
 	ep_strlcpy(w->down_msg, why, sizeof(w->down_msg));

@@ -10,22 +10,29 @@
  * with three more on each side, enough to decode any IO the write touched. A write
  * to a read-only IO is refused with exception 02 (illegal data address).
  *
- * TCP: up to MAX_CLIENTS masters at once; the unit id selects the mapping, and an
- * unknown unit gets exception 0x0B (gateway target failed to respond). RTU: libmodbus
- * answers one unit id per serial line, the one of the image's first unit.
+ * TCP: up to MB_SERVER_MAX_CLIENTS masters at once; the unit id selects the
+ * mapping, and an unknown unit gets exception 0x0B (gateway target failed to
+ * respond). RTU: libmodbus answers one unit id per serial line, the one of the
+ * image's first unit.
+ *
+ * libmodbus waits for the rest of a request with select(), so a master's socket
+ * and the serial port are moved onto low slots (fd.c, lowfd.h) before libmodbus
+ * sees them, and given back when they close: a master is served whatever number
+ * its connection got, even when a thousand bus connections hold the low ones.
  */
 #include <errno.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <modbus.h>
 
+#include "edgepoint/lowfd.h"
 #include "modbus/internal.h"
 
-#define MAX_CLIENTS 32
+#define MAX_CLIENTS MB_SERVER_MAX_CLIENTS
+#define WARN_EVERY (10 * EP_NS_PER_SEC) /* masters turned away: one log line at most */
 #define BACKOFF_MIN (100 * EP_NS_PER_MS)
 #define BACKOFF_MAX (5 * EP_NS_PER_SEC)
 #define WINDOW_MARGIN 3
@@ -44,9 +51,11 @@ struct mb_server {
 	struct mb_image *img;
 	modbus_t *ctx;
 	int lfd; /* TCP: the listening socket; RTU: the port */
-	int clients[MAX_CLIENTS];
+	int clients[MAX_CLIENTS]; /* slots */
 	int nclients;
 	char down_msg[160];
+	unsigned turned_away; /* masters refused since the last log line */
+	int64_t warned;       /* mono ns of that line; 0 = none yet */
 };
 
 void mb_image_free(struct mb_image *img)
@@ -172,6 +181,7 @@ static int link_open(struct mb_server *s)
 		err = errno;
 		goto out_fail;
 	}
+	modbus_set_error_recovery(s->ctx, MODBUS_ERROR_RECOVERY_NONE); /* no reconnects */
 	modbus_set_indication_timeout(s->ctx, 1, 0);
 	modbus_set_response_timeout(s->ctx, 1, 0);
 	if (c->rtu) {
@@ -180,12 +190,12 @@ static int link_open(struct mb_server *s)
 			err = errno;
 			goto out_free;
 		}
-		s->lfd = modbus_get_socket(s->ctx);
-		if (s->lfd >= FD_SETSIZE) {
-			err = EMFILE; /* libmodbus's select() cannot wait on it */
+		if (mb_fd_adopt(s->ctx) < 0) {
+			err = EMFILE; /* no low slot: libmodbus's select() could not take it */
 			modbus_close(s->ctx);
 			goto out_free;
 		}
+		s->lfd = modbus_get_socket(s->ctx);
 		if (c->rs485 && modbus_rtu_set_serial_mode(s->ctx, MODBUS_RTU_RS485) < 0) {
 			err = errno;
 			mb_errtext(err, e, sizeof(e));
@@ -221,12 +231,14 @@ static void link_close(struct mb_server *s, int err, const char *why)
 		return;
 	mb_chan_set_fd(&s->ch, -1);
 	for (int i = 0; i < s->nclients; i++)
-		close(s->clients[i]);
+		ep_lowfd_release(s->clients[i]);
 	s->nclients = 0;
-	if (s->cfg.rtu)
-		modbus_close(s->ctx);
-	else
+	if (s->cfg.rtu) {
+		mb_fd_close(s->ctx);
+	} else {
+		modbus_set_socket(s->ctx, -1); /* a master's slot, given back above */
 		close(s->lfd);
+	}
 	modbus_free(s->ctx);
 	s->ctx = NULL;
 	s->lfd = -1;
@@ -309,16 +321,37 @@ static void answer(struct mb_server *s, const uint8_t *q, int len)
 
 static void drop_client(struct mb_server *s, int i)
 {
-	close(s->clients[i]);
+	ep_lowfd_release(s->clients[i]);
 	s->clients[i] = s->clients[--s->nclients];
+	modbus_set_socket(s->ctx, -1);
 }
 
-/*
- * One poll() round: wake-ups, new masters, requests. libmodbus waits for the rest
- * of a request with select(), which cannot take a descriptor past FD_SETSIZE: a
- * master whose connection lands there (a daemon with a thousand bus clients) is
- * turned away rather than corrupt memory.
- */
+/* A new master: served on a low slot, or turned away (with a log line now and
+ * then, since a peer can make this happen as often as he likes). */
+static void add_client(struct mb_server *s, int fd)
+{
+	const char *why = "too many masters";
+	int slot;
+
+	if (s->nclients < MAX_CLIENTS && (slot = ep_lowfd_take(fd)) >= 0) {
+		s->clients[s->nclients++] = slot;
+		return;
+	}
+	if (s->nclients < MAX_CLIENTS)
+		why = "no descriptor below FD_SETSIZE is free for libmodbus";
+	close(fd);
+	s->turned_away++;
+	int64_t now = ep_time_mono();
+	if (s->warned && now - s->warned < WARN_EVERY)
+		return;
+	ep_log(EP_LOG_WARN, "modbus", "server %.70s:%s: %u master%s turned away: %s (%d "
+	       "connected)", s->cfg.host, s->cfg.service, s->turned_away,
+	       s->turned_away == 1 ? "" : "s", why, s->nclients);
+	s->turned_away = 0;
+	s->warned = now;
+}
+
+/* One poll() round: wake-ups, new masters, requests. */
 static void serve_once(struct mb_server *s)
 {
 	uint8_t q[MODBUS_MAX_ADU_LENGTH] = {0}; /* answer() may look past a short request */
@@ -358,10 +391,8 @@ static void serve_once(struct mb_server *s)
 	}
 	if (pfd[1].revents) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0 && fd < FD_SETSIZE && s->nclients < MAX_CLIENTS)
-			s->clients[s->nclients++] = fd;
-		else if (fd >= 0)
-			close(fd);
+		if (fd >= 0)
+			add_client(s, fd);
 	}
 }
 

@@ -84,6 +84,7 @@ static void reload(struct serve *s)
 		goto out_ready;
 	}
 	ep_log_level = next.log_level;
+	modbus_reserve_fds(next.nodes, next.nnodes); /* buses the file added */
 	api_set_max_clock_skew(s->api, next.max_clock_skew);
 	modbus_rescan(s->modbus); /* the merge bypassed the bus */
 	sync_rescan(s->sync);
@@ -200,6 +201,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 	warn_unimplemented(s->cfg.nodes, s->cfg.nnodes);
 	if ((rc = bus_tls_conf(s, eb)) < 0)
 		return rc;
+	modbus_reserve_fds(s->cfg.nodes, s->cfg.nnodes); /* before any listener accepts */
 	struct bus_opts bo = {
 		.listen = (const char *const *)s->cfg.bus.listen,
 		.nlisten = s->cfg.bus.nlisten,
