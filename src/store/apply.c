@@ -45,8 +45,10 @@ static int upsert(struct store *st, sqlite3_stmt *s)
 }
 
 /* Runs a statement with ?1 and ?2 bound that yields at most one row: 1 if it
- * yields one (*col0 gets its first column when not NULL), 0 if none, or EP_ESTORE. */
-static int probe(struct store *st, int which, const char *a, const char *b, int *col0)
+ * yields one (*col0 gets its first column when not NULL, as an integer, and txt0
+ * (EP_TOKEN_MAX + 1 bytes) as text when not NULL), 0 if none, or EP_ESTORE. */
+static int probe(struct store *st, int which, const char *a, const char *b, int *col0,
+		 char *txt0)
 {
 	sqlite3_stmt *s = st->ws[which];
 	int rc;
@@ -57,25 +59,9 @@ static int probe(struct store *st, int which, const char *a, const char *b, int 
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && col0 != NULL)
 		*col0 = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return store__err(st->wdb, rc, "reading the tree");
-}
-
-/* Reads the type of node id into out: 1 if the node exists, 0 if not, or EP_ESTORE. */
-static int node_type(struct store *st, const char *id, char out[EP_TOKEN_MAX + 1])
-{
-	sqlite3_stmt *s = st->ws[WS_NODE_EXISTS];
-	int rc;
-
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW && txt0 != NULL) {
 		const unsigned char *t = sqlite3_column_text(s, 0);
-		ep_strlcpy(out, t ? (const char *)t : "", EP_TOKEN_MAX + 1);
+		ep_strlcpy(txt0, t ? (const char *)t : "", EP_TOKEN_MAX + 1);
 	}
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
@@ -156,7 +142,7 @@ static int merge_points(struct store *st, const struct store_req *r, const char 
 static int apply_points(struct store *st, const struct store_req *r)
 {
 	char type[EP_TOKEN_MAX + 1];
-	int rc = node_type(st, r->node, type);
+	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, type);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
 	return merge_points(st, r, type, NULL, NULL);
@@ -197,7 +183,7 @@ static int apply_edge(struct store *st, const struct store_req *r)
 	rc = check_node_types(r, &has_type);
 	if (rc < 0)
 		return rc;
-	exists = probe(st, WS_EDGE_GET, r->node, r->parent, &tomb);
+	exists = probe(st, WS_EDGE_GET, r->node, r->parent, &tomb, NULL);
 	if (exists < 0)
 		return exists;
 	was_live = exists && !tomb;
@@ -205,7 +191,7 @@ static int apply_edge(struct store *st, const struct store_req *r)
 		if (!has_type)
 			return EP_EINVAL;
 		if (strcmp(r->parent, "root") != 0) {
-			rc = probe(st, WS_NODE_EXISTS, r->parent, NULL, NULL);
+			rc = probe(st, WS_NODE_EXISTS, r->parent, NULL, NULL, NULL);
 			if (rc <= 0)
 				return rc < 0 ? rc : EP_ENOENT;
 		}
@@ -225,13 +211,13 @@ static int apply_edge(struct store *st, const struct store_req *r)
 		rc = run2(st, WS_EDGE_SET, r->node, r->parent, "setting the edge");
 		if (rc < 0)
 			return rc;
-		rc = probe(st, WS_EDGE_GET, r->node, r->parent, &tomb);
+		rc = probe(st, WS_EDGE_GET, r->node, r->parent, &tomb, NULL);
 		if (rc < 0)
 			return rc;
 	}
 	live = !tomb;
 	if (live && !was_live) {
-		rc = probe(st, WS_CYCLE, r->node, r->parent, NULL);
+		rc = probe(st, WS_CYCLE, r->node, r->parent, NULL, NULL);
 		if (rc != 0)
 			return rc < 0 ? rc : EP_ECYCLE;
 	}

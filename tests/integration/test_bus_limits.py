@@ -294,6 +294,17 @@ def flood_until_cut(d, pub, slows, limit_bytes, pid):
     return peak
 
 
+def slow_subscribers(port, n):
+    """n connections subscribed to "flood" that never read (4 KiB receive buffers)."""
+    slows = []
+    for _ in range(n):
+        s = handshake(port, rcvbuf=4096)
+        s.send(b"SUB flood 1\r\n")
+        assert s.until_pong() == b""
+        slows.append(s)
+    return slows
+
+
 NO_QUARANTINE = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=0"}
 
 
@@ -303,12 +314,7 @@ def test_default_pending_limits_fit_an_edge_device(daemon_factory):
     the daemon's memory stays within what a 256 MB device can spare."""
     d = daemon_factory(env=NO_QUARANTINE).start()
     pid = d.proc.pid
-    slows = []
-    for _ in range(4):
-        s = handshake(d.port, rcvbuf=4096)
-        s.send(b"SUB flood 1\r\n")
-        assert s.until_pong() == b""
-        slows.append(s)
+    slows = slow_subscribers(d.port, 4)
     pub = handshake(d.port)
     base = vmrss_kib(pid)
     peak = flood_until_cut(d, pub, slows, 512 * 1024 * 1024, pid)
@@ -354,12 +360,7 @@ def test_total_pending_cap_cuts_the_largest_holders(daemon_factory):
                 got["done"] = True
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    slows = []
-    for _ in range(4):
-        s = handshake(d.port, rcvbuf=4096)
-        s.send(b"SUB flood 1\r\n")
-        assert s.until_pong() == b""
-        slows.append(s)
+    slows = slow_subscribers(d.port, 4)
     pub = handshake(d.port)
     base = vmrss_kib(pid)
     peak = flood_until_cut(d, pub, slows, 512 * 1024 * 1024, pid)
