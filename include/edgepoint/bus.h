@@ -39,6 +39,8 @@ struct bus_sub;
 #define BUS_DEFAULT_PING_INTERVAL (120 * EP_NS_PER_SEC)
 #define BUS_DEFAULT_MAX_PINGS_OUT 2
 #define BUS_DEFAULT_AUTH_TIMEOUT (2 * EP_NS_PER_SEC)
+#define BUS_DEFAULT_AUTH_MAX_FAILURES 10
+#define BUS_DEFAULT_AUTH_LOCKOUT (60 * EP_NS_PER_SEC)
 #define BUS_DEFAULT_TLS_TIMEOUT (5 * EP_NS_PER_SEC)
 
 struct ep_tls_conf; /* edgepoint/tls.h */
@@ -90,6 +92,14 @@ struct bus_opts {
 	const char *token;
 	const struct bus_user *users;
 	size_t nusers;
+	/*
+	 * Failed logins (a wrong token or password, an unknown user): a source address
+	 * (IPv4, or an IPv6 /64) with auth_max_failures of them within auth_lockout ns is
+	 * refused for auth_lockout ns, without a check. auth_max_failures < 0 = no limit;
+	 * at most 1000000.
+	 */
+	int64_t auth_max_failures;
+	int64_t auth_lockout;
 };
 
 /*
@@ -275,7 +285,8 @@ enum bus_perr bus_parser_error(const struct bus_parser *p, const char **detail);
  * padding (RFC 4648 §4): a 16-byte random salt and a 32-byte key when made here; salts
  * of 4..64 bytes and keys of 16..64 bytes are accepted. One verification costs about
  * 2 µs per iteration on a 2 GHz x86 core (mbedTLS 2.28), several times that on small
- * ARM cores, and runs on the loop thread; see docs/config.md, "bus.auth".
+ * ARM cores; the bus runs it on its password-check thread (see docs/config.md,
+ * "bus.auth").
  */
 #define BUS_PASSWD_ITERATIONS 4096
 #define BUS_PASSWD_MIN_ITERATIONS 1000

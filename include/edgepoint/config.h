@@ -51,6 +51,8 @@ struct config_bus_auth {
 	char *token;
 	struct config_bus_user *users;
 	size_t nusers;
+	int64_t max_failures; /* failed logins per address within lockout; 0 = no limit */
+	int64_t lockout;      /* ns */
 };
 
 struct config {

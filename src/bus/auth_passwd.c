@@ -7,9 +7,14 @@
  * white space or passlib's "ab64" alphabet, is refused, so a hash has one spelling.
  * The derived key is compared in constant time. The iteration count is bounded
  * (BUS_PASSWD_MIN..MAX_ITERATIONS) because every login pays it: the bus verifies on
- * libuv's thread pool (auth.c), and a hash with ten million iterations would hold a
- * pool thread for seconds per CONNECT and outlast the auth timeout. bus_passwd_verify
+ * its password-check thread (auth_pool.c), and a hash with ten million iterations
+ * would hold it for seconds per CONNECT and outlast the auth timeout. bus_passwd_verify
  * touches only its arguments, so any thread may call it.
+ *
+ * The cost of a check is set by the iterations and by the key length (PBKDF2 runs
+ * them once per 32-byte block of key): bus_passwd_dummy() makes a hash of the same
+ * cost as a given one, which auth.c checks unknown users against, so that they cost
+ * what a wrong password costs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +26,7 @@
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 
-#include "bus/bus_int.h"
+#include "bus/auth_int.h"
 
 #define PREFIX "$pbkdf2-sha256$"
 #define SALT_LEN 16
@@ -140,24 +145,51 @@ bool bus_passwd_verify(const char *hash, const char *password, size_t len)
 	return ok;
 }
 
+/* Writes the text form of h into out. */
+static int format(const struct phash *h, char *out, size_t outsz)
+{
+	char salt64[BIN_MAX * 2], key64[BIN_MAX * 2];
+	size_t n1, n2;
+	mbedtls_base64_encode((unsigned char *)salt64, sizeof(salt64), &n1, h->salt, h->salt_len);
+	mbedtls_base64_encode((unsigned char *)key64, sizeof(key64), &n2, h->key, h->key_len);
+	int n = snprintf(out, outsz, PREFIX "%u$%.*s$%.*s", h->iterations, (int)n1, salt64,
+			 (int)n2, key64);
+	mbedtls_platform_zeroize(key64, sizeof(key64));
+	return n < 0 || (size_t)n >= outsz ? EP_ETOOBIG : 0;
+}
+
 int bus_passwd_hash(const char *password, size_t len, unsigned iterations, char *out,
 		    size_t outsz)
 {
-	unsigned char salt[SALT_LEN], key[KEY_LEN];
-	char salt64[SALT_LEN * 2], key64[KEY_LEN * 2];
-	size_t n1, n2;
+	struct phash h = {.iterations = iterations, .salt_len = SALT_LEN, .key_len = KEY_LEN};
 	int rc;
 
 	if (iterations < BUS_PASSWD_MIN_ITERATIONS || iterations > BUS_PASSWD_MAX_ITERATIONS)
 		return EP_ERANGE;
-	if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+	if (getrandom(h.salt, h.salt_len, 0) != (ssize_t)h.salt_len)
 		return EP_ESYS;
-	if ((rc = pbkdf2(password, len, salt, sizeof(salt), iterations, key, sizeof(key))) < 0)
+	if ((rc = pbkdf2(password, len, h.salt, h.salt_len, iterations, h.key, h.key_len)) < 0)
 		return rc;
-	mbedtls_base64_encode((unsigned char *)salt64, sizeof(salt64), &n1, salt, sizeof(salt));
-	mbedtls_base64_encode((unsigned char *)key64, sizeof(key64), &n2, key, sizeof(key));
-	mbedtls_platform_zeroize(key, sizeof(key));
-	int n = snprintf(out, outsz, PREFIX "%u$%.*s$%.*s", iterations, (int)n1, salt64, (int)n2,
-			 key64);
-	return n < 0 || (size_t)n >= outsz ? EP_ETOOBIG : 0;
+	rc = format(&h, out, outsz);
+	mbedtls_platform_zeroize(&h, sizeof(h));
+	return rc;
+}
+
+int bus_passwd_dummy(const char *like, char *out, size_t outsz)
+{
+	struct phash h;
+	if (parse(like, &h, NULL) < 0)
+		return EP_EINVAL;
+	if (getrandom(h.salt, h.salt_len, 0) != (ssize_t)h.salt_len ||
+	    getrandom(h.key, h.key_len, 0) != (ssize_t)h.key_len)
+		return EP_ESYS;
+	return format(&h, out, outsz);
+}
+
+uint64_t bus_passwd_cost(const char *hash)
+{
+	struct phash h;
+	if (parse(hash, &h, NULL) < 0)
+		return 0;
+	return (uint64_t)h.iterations << 16 | (uint64_t)h.salt_len << 8 | h.key_len;
 }

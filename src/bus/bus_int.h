@@ -141,9 +141,10 @@ struct bus_transport {
  *
  * begin(), when set, is used instead of check() on a running bus: it answers at once
  * (BUS_AUTH_OK or BUS_AUTH_DENY) or hands the slow part (a PBKDF2 verification) to
- * the thread pool and answers BUS_AUTH_PENDING; then it calls bus_conn_auth_done()
- * later on the loop thread, unless the connection was closed meanwhile. The
- * connection's input waits for the verdict (conn.c holds it and stops reading).
+ * the bus's password-check worker (auth_pool.c, not libuv's thread pool) and answers
+ * BUS_AUTH_PENDING; then it calls bus_conn_auth_done() later on the loop thread,
+ * unless the connection was closed meanwhile. The connection's input waits for the
+ * verdict (conn.c holds it and stops reading).
  */
 struct cJSON;
 enum bus_auth_verdict {
@@ -331,10 +332,10 @@ void bus_conn_flush(struct bus_conn *c);
 /* Closes the handles now, whatever is still unsent (the close deadline). */
 void bus_conn_close_now(struct bus_conn *c);
 /*
- * Work on libuv's thread pool on behalf of c: begin() before uv_queue_work() keeps
- * c's memory; end() in the after-work callback returns true if c is still open (act
- * on the result then), false if it closed meanwhile: then do nothing but free the
- * work's own memory, because c (and the bus) may be gone after end() returned.
+ * Work on another thread on behalf of c (a password check): begin() before queueing
+ * it keeps c's memory; end() in the after-work callback returns true if c is still
+ * open (act on the result then), false if it closed meanwhile: then do nothing but
+ * free the work's own memory, because c (and the bus) may be gone after end() returned.
  */
 void bus_conn_work_begin(struct bus_conn *c);
 bool bus_conn_work_end(struct bus_conn *c);

@@ -137,7 +137,8 @@ void bus_conn_auth_done(struct bus_conn *c, bool allowed)
 	bool resume = c->auth_pending;
 	c->auth_pending = false;
 	if (!allowed) {
-		ep_log(EP_LOG_NOTICE, "bus", "client %llu (%s): authentication failed",
+		/* auth.c logged why, within its budget of lines: this one is for debugging. */
+		ep_log(EP_LOG_DEBUG, "bus", "client %llu (%s): authentication failed",
 		       (unsigned long long)c->cid, c->ip);
 		bus_conn_close(c, BUS_CLOSE_AUTH, "Authorization Violation", true);
 		return;

@@ -231,11 +231,11 @@ int bus_start(uv_loop_t *loop, const struct bus_opts *o, struct bus **out,
 	b->o.token = NULL;
 	b->o.users = NULL;
 	b->o.nusers = 0;
+	b->loop = loop; /* before bus_auth_start(): its password-check thread needs it */
 	if ((rc = bus_auth_start(b, o, eb)) < 0) {
 		ep_free(b);
 		return rc;
 	}
-	b->loop = loop;
 	b->o.listen = NULL;
 	b->o.server_name = NULL;
 	make_server_id(b->server_id);

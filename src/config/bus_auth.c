@@ -9,7 +9,9 @@
  *
  * A token and users exclude each other; user names are unique; a password hash must
  * be what `edgepoint passwd` prints, and a plain "password" is refused with a pointer
- * to that command. Neither secrets nor hashes are quoted back in error messages, so
+ * to that command. "max_failures" (0 = no limit) and "lockout" bound failed logins
+ * per source address (src/bus/auth_limit.c); the defaults are "max_failures": 10,
+ * "lockout": "1m". Neither secrets nor hashes are quoted back in error messages, so
  * a mistake does not copy a password into a log.
  */
 #include <string.h>
@@ -17,7 +19,7 @@
 #include "config/internal.h"
 #include "edgepoint/bus.h"
 
-static const char *const auth_keys[] = {"token", "users", NULL};
+static const char *const auth_keys[] = {"token", "users", "max_failures", "lockout", NULL};
 static const char *const user_keys[] = {"user", "password_hash", "permissions", NULL};
 static const char *const perm_keys[] = {"publish", "subscribe", NULL};
 static const char *const list_keys[] = {"allow", "deny", NULL};
@@ -215,6 +217,28 @@ static int users(struct config__walk *w, const cJSON *v, struct config_bus_auth 
 	return 0;
 }
 
+/* "max_failures" and "lockout", both optional; w's path is the auth object's. */
+static int limits(struct config__walk *w, const cJSON *v, struct config_bus_auth *a)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "max_failures");
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, "lockout");
+	size_t mark;
+	if (m) {
+		mark = config__push_key(w, "max_failures");
+		if (config__get_int(w, m, 0, 1000000, &a->max_failures) < 0)
+			return EP_ECONFIG;
+		config__pop(w, mark);
+	}
+	if (l) {
+		mark = config__push_key(w, "lockout");
+		if (config__get_duration(w, l, EP_NS_PER_MS, 7 * 86400 * EP_NS_PER_SEC,
+					 &a->lockout) < 0)
+			return EP_ECONFIG;
+		config__pop(w, mark);
+	}
+	return 0;
+}
+
 static int token(struct config__walk *w, const cJSON *v, struct config_bus_auth *a)
 {
 	if (!cJSON_IsString(v) || v->valuestring == NULL)
@@ -231,11 +255,13 @@ int config__bus_auth(struct config__walk *w, const cJSON *v, struct config *c)
 {
 	struct config_bus_auth *a = &c->bus.auth;
 	config__bus_auth_free(c);
+	a->max_failures = BUS_DEFAULT_AUTH_MAX_FAILURES;
+	a->lockout = BUS_DEFAULT_AUTH_LOCKOUT;
 	if (v == NULL)
 		return 0;
 	if (config__check_object(w, v, "is not an object ({\"token\": ...} or "
 				 "{\"users\": [...]})") < 0 ||
-	    known_keys(w, v, auth_keys) < 0)
+	    known_keys(w, v, auth_keys) < 0 || limits(w, v, a) < 0)
 		return EP_ECONFIG;
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "token");
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "users");

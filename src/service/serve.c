@@ -216,6 +216,10 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		.server_name = s->cfg.device_id,
 		.token = s->cfg.bus.auth.token,
 		.nusers = s->cfg.bus.auth.nusers,
+		/* In the file 0 means no limit; in bus_opts that is < 0 (0 = the default). */
+		.auth_max_failures = s->cfg.bus.auth.max_failures ? s->cfg.bus.auth.max_failures
+								  : -1,
+		.auth_lockout = s->cfg.bus.auth.lockout,
 	};
 	struct bus_user *users = bus_users(&s->cfg.bus.auth);
 	bo.users = users;

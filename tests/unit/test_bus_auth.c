@@ -88,6 +88,7 @@ static int fake_start(struct fake *f, const struct bus_opts *o, struct ep_errbuf
 	memset(f, 0, sizeof(*f));
 	f->b = ep_calloc(1, sizeof(*f->b));
 	f->b->o.max_pending = BUS_DEFAULT_MAX_PENDING;
+	f->b->o.max_pending_total = BUS_DEFAULT_MAX_PENDING_TOTAL;
 	f->c.bus = f->b;
 	f->c.cid = 7;
 	strcpy(f->c.ip, "127.0.0.1");

@@ -77,7 +77,8 @@ TEST(config_defaults)
 	ASSERT_INT_EQ(c.bus.max_payload, 1048576);
 	ASSERT_INT_EQ(c.bus.max_control_line, 4096);
 	ASSERT_INT_EQ(c.bus.max_connections, 1024);
-	ASSERT_INT_EQ(c.bus.max_pending, 67108864);
+	ASSERT_INT_EQ(c.bus.max_pending, 4194304);
+	ASSERT_INT_EQ(c.bus.max_pending_total, 33554432);
 	ASSERT_INT_EQ(c.bus.ping_interval, 120 * EP_NS_PER_SEC);
 	ASSERT_INT_EQ(c.bus.max_pings_out, 2);
 	ASSERT_INT_EQ(c.bus.auth_timeout, 2 * EP_NS_PER_SEC);
