@@ -13,6 +13,7 @@ PACKAGES="
   golang-go golang-github-nats-io-go-nats-dev
   python3 python3-pytest python3-pymodbus python3-serial python3-serial-asyncio socat mbpoll
   nodejs npm
+  systemd strace
 "
 
 if [ "$(id -u)" != 0 ]; then
