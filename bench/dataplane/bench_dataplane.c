@@ -13,9 +13,15 @@
  *            polled until the gateway's pointsWritten counter has grown by N; timed
  *            from the first publish to that moment, so it too counts persisted points.
  *
+ * With -f the same connection also subscribes to the change feed (chg.>), as a UI
+ * or a watcher would, and the runs count the feed's messages too: a run ends when
+ * both its answers (or the written counter) and its feed messages are all in.
+ *
  * The client is edgepoint's own (src/natsc) on one libuv loop; payloads are built
- * before the clock starts. Prints "acked_points_per_s X" and "unacked_points_per_s X".
+ * before the clock starts. Prints "acked_points_per_s X" and "unacked_points_per_s X"
+ * (and with -f "feed_points X", which must be twice N).
  * Usage: bench_dataplane -s URL -d DEVICE [-n points] [-m per_msg] [-k nodes] [-w window]
+ *        [-f]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -38,6 +44,8 @@ struct bench {
 	size_t *plen;
 	size_t next, answered, inflight, failed;
 	bool up;
+	bool feed;          /* -f: subscribed to chg.> */
+	size_t feed_points; /* points the feed brought */
 };
 
 static void die(const char *what, const char *why)
@@ -79,6 +87,23 @@ static void on_event(void *arg, struct natsc *nc, enum natsc_event ev, int err, 
 		b->up = true;
 	else if (ev == NATSC_EV_CONNECT_FAILED || ev == NATSC_EV_DISCONNECTED)
 		die("connection", text);
+}
+
+/* A feed message: one request's winners, an array of per_msg points. Counted by
+ * its "type" members, without a full parse. */
+static void on_feed(void *arg, const struct bus_msg *m)
+{
+	struct bench *b = arg;
+	for (const char *p = m->data, *end = m->data + m->len;
+	     (p = memmem(p, (size_t)(end - p), "\"type\"", 6)) != NULL; p += 6)
+		b->feed_points++;
+}
+
+/* Runs the loop until the feed has brought want points (with -f). */
+static void wait_feed(struct bench *b, size_t want)
+{
+	while (b->feed && b->feed_points < want)
+		uv_run(&b->loop, UV_RUN_ONCE);
 }
 
 static void subject_of(struct bench *b, size_t m, char *buf, size_t sz)
@@ -151,6 +176,7 @@ static double run_acked(struct bench *b)
 	send_more(b);
 	while (b->answered < b->nmsgs)
 		uv_run(&b->loop, UV_RUN_ONCE);
+	wait_feed(b, b->npoints);
 	t = now_s() - t;
 	if (b->failed)
 		die("acked run", "some writes were refused");
@@ -173,6 +199,7 @@ static double run_unacked(struct bench *b)
 	}
 	while (points_written(b) - before < (double)b->npoints)
 		;
+	wait_feed(b, 2 * b->npoints);
 	t = now_s() - t;
 	return (double)b->npoints / t;
 }
@@ -182,7 +209,7 @@ int main(int argc, char **argv)
 	struct bench b = {.npoints = 200000, .per_msg = 100, .nnodes = 10, .window = 64};
 	const char *url = NULL;
 	int c;
-	while ((c = getopt(argc, argv, "s:d:n:m:k:w:")) != -1) {
+	while ((c = getopt(argc, argv, "s:d:n:m:k:w:f")) != -1) {
 		switch (c) {
 		case 's': url = optarg; break;
 		case 'd': b.device = optarg; break;
@@ -190,9 +217,10 @@ int main(int argc, char **argv)
 		case 'm': b.per_msg = strtoul(optarg, NULL, 10); break;
 		case 'k': b.nnodes = strtoul(optarg, NULL, 10); break;
 		case 'w': b.window = strtoul(optarg, NULL, 10); break;
+		case 'f': b.feed = true; break;
 		default:
 			fprintf(stderr, "usage: bench_dataplane -s URL -d DEVICE [-n points] "
-					"[-m per_msg] [-k nodes] [-w window]\n");
+					"[-m per_msg] [-k nodes] [-w window] [-f]\n");
 			return 2;
 		}
 	}
@@ -212,6 +240,9 @@ int main(int argc, char **argv)
 		die("connect", eb.msg);
 	while (!b.up)
 		uv_run(&b.loop, UV_RUN_ONCE);
+	struct natsc_sub *fsub;
+	if (b.feed && natsc_subscribe(b.nc, "chg.>", NULL, on_feed, &b, &fsub) < 0)
+		die("subscribe chg.>", natsc_errmsg(b.nc));
 
 	build(&b, 1);
 	double acked = run_acked(&b);
@@ -221,6 +252,8 @@ int main(int argc, char **argv)
 	       b.nnodes, b.window);
 	printf("acked_points_per_s %.0f\n", acked);
 	printf("unacked_points_per_s %.0f\n", unacked);
+	if (b.feed)
+		printf("feed_points %zu\n", b.feed_points);
 
 	natsc_close(b.nc);
 	uv_run(&b.loop, UV_RUN_DEFAULT);

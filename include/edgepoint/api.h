@@ -7,12 +7,20 @@
  *   p.<node>               array of points; merged by last-write-wins, answered after
  *                          the commit; every subscriber of p.<node> sees the message
  *   e.<node>.<parent>      array of edge points: create (nodeType), delete
- *                          (tombstone 1), restore (tombstone 0); a move is a new edge,
- *                          then a tombstone on the old one; a cycle is refused
+ *                          (tombstone 1), restore (tombstone 0); one live parent: a
+ *                          new edge under another parent is a move (the old edge is
+ *                          deleted in the same commit); a cycle, or a type its place
+ *                          does not take (config_child_allowed()), is refused
  *   nodes.<parent>.<node>  request {} or {"type":T,"tombstone":true}: the node, or
  *                          with <node> = all the children of <parent>; <parent> = all
  *                          finds <node> wherever it is. Reply {"nodes":[{"id","type",
- *                          "parent","tombstone","points":[..],"edgePoints":[..]}]}
+ *                          "parent","tombstone","points":[..],"edgePoints":[..]}]};
+ *                          a list comes in pages within max_payload, each but the
+ *                          last with "more":true,"next":ID; {"after":ID,"limit":N}
+ *                          asks for one (src/api/nodes.c, docs/api.md)
+ *   chg.<node>             published: the node points that won the merge, after their
+ *                          commit, in commit order (the change feed, feed.c)
+ *   chg.<node>.<parent>    published: the same for edge points
  *   sys.<device>.info      request: version, uptime, counters
  *   sys.<device>.health    published every health_interval with the same counters
  *
@@ -26,6 +34,7 @@
 
 #include "edgepoint/core.h"
 #include "edgepoint/point.h"
+#include "edgepoint/store.h"
 
 struct bus;
 struct bus_sub;
@@ -48,6 +57,19 @@ int api_start(struct bus *bus, struct store *st, const struct api_opts *o, struc
 void api_stop(struct api *a);
 /* Changes what a reload may change. */
 void api_set_max_clock_skew(struct api *a, int64_t ns);
+
+/*
+ * The change feed for modules: cb gets every committed change (store_on_change() in
+ * store.h says what one holds), in commit order, before the write that made it is
+ * acknowledged and before chg.* subscribers on the bus see it; subscribers are called
+ * in the order they subscribed. The points are borrowed for the call. A module reads
+ * the current state with api_query_nodes() at start and then follows this, acting on
+ * nothing else (DESIGN.md, "The change feed"). Unsubscribing is safe inside cb.
+ */
+typedef void (*api_change_cb)(void *arg, const struct store_change *c);
+struct api_csub;
+int api_subscribe_changes(struct api *a, api_change_cb cb, void *arg, struct api_csub **out);
+void api_unsubscribe_changes(struct api *a, struct api_csub *s);
 
 /*
  * For modules. api_write_points() goes through p.<node> exactly as a NATS client

@@ -120,6 +120,9 @@ void bus_stop(struct bus *b);
 
 /* The port listener i is bound to (useful with port 0), or EP_ENOENT. */
 int bus_listen_port(struct bus *b, size_t i);
+/* The largest message the bus takes or delivers (max_payload, headers included),
+ * so a replier can size its answers; 0 for a NULL bus. */
+int64_t bus_max_payload(const struct bus *b);
 
 /*
  * A message as an in-process subscriber sees it. subject and reply are NUL-terminated
@@ -157,6 +160,10 @@ int bus_publish(struct bus *b, const char *subject, const char *reply, const voi
 		size_t len);
 int bus_publish_hdr(struct bus *b, const char *subject, const char *reply, const void *hdr,
 		    size_t hdr_len, const void *data, size_t len);
+
+/* True if a publish to the literal subject would reach anyone (socket or in-process):
+ * lets a publisher skip encoding a message nobody wants. */
+bool bus_has_subscribers(struct bus *b, const char *subject);
 
 /*
  * Request/reply in-process: publishes with a private reply subject and calls cb once:

@@ -96,6 +96,19 @@ struct config {
  */
 struct cJSON *config_points_to_cjson(const char *type, const struct ep_point *p, size_t n);
 
+/*
+ * The tree's rules, one table for the file's checks and for the running tree (the
+ * store's edge writes, e.<node>.<parent>); docs/config.md, "Tree rules", lists it.
+ * config_node_type_known(): type is "device" (the device node's own type) or one of
+ * the node types a file may use. config_child_allowed(): a node of child_type may
+ * hang under a node of parent_type, "root" standing for the device node's parent
+ * (only a "device" goes there). config_node_types_text(): the file's node types as
+ * "modbus, modbusIo, ...", for messages.
+ */
+bool config_node_type_known(const char *type);
+bool config_child_allowed(const char *parent_type, const char *child_type);
+void config_node_types_text(char *buf, size_t sz);
+
 /* The built-in default, used when serve runs without -c. */
 extern const char config_default_json[];
 
@@ -131,8 +144,12 @@ int config_device_id(const char *data_dir, char *out);
 /*
  * Merges the device node and the file's node tree into the store, every point and
  * edge point with time = c->mtime and origin "config", so a later edit of the file
- * wins over older runtime changes and a later runtime change wins over the file.
- * Blocks until committed (start-up and reload only).
+ * wins over older runtime changes and a later runtime change wins over the file. An
+ * mtime more than c->max_clock_skew ahead of the clock is clamped (logged): to the
+ * time that version of the file was first applied, kept in the device node's
+ * configFileTime point. A node moved in the file moves (one live parent). Nodes the
+ * store's tree refuses (it changed at runtime) are logged and skipped. Blocks until
+ * committed (start-up and reload only).
  */
 int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb);
 

@@ -44,7 +44,9 @@
 	X(TOOBIG, -1018, "too large")                                      \
 	X(PERM, -1019, "permission denied")                                \
 	X(SYS, -1020, "system call failed")                                \
-	X(TLS, -1021, "TLS error")
+	X(TLS, -1021, "TLS error")                                         \
+	X(NOSPC, -1022, "no space left on the device (the store's disk is full)") \
+	X(TREE, -1023, "not allowed by the node tree's rules")
 
 enum ep_err {
 #define EP_ERR_ENUM(name, val, msg) EP_E##name = val,
@@ -115,6 +117,15 @@ int ep_duration_parse(const char *s, int64_t *ns_out);
 
 /* Writes v in decimal at p (no NUL); returns the length, at most 20. */
 size_t ep_utoa(char *p, uint64_t v);
+
+/*
+ * Writes d as edgepoint's JSON does: the shortest of %.15g, %.16g and %.17g that
+ * reads back as d exactly ("10", "21.5", "0.30000000000000004", "1e+300"), or
+ * "NaN", "inf" or "-inf", which JSON cannot hold. buf holds EP_DTOA_MAX bytes.
+ * Returns buf.
+ */
+#define EP_DTOA_MAX 32
+char *ep_dtoa(double d, char *buf);
 
 /* mkdir -p with mode 0750: 0 (also when it exists) or a negative errno. */
 int ep_mkdirs(const char *dir);

@@ -10,11 +10,22 @@
  *
  * Merge rule: last write wins by point time, then by origin (ep_point_wins()).
  * The tree: a node exists once an edge to a parent carries a nodeType edge point;
- * tombstone 1 on the edge deletes it, 0 restores it. A move is a new edge plus a
- * tombstone on the old one; an edge that would make the node its own ancestor is
- * refused with EP_ECYCLE. The edge is deleted while its latest "tombstone" edge
- * point has a non-zero value (or, without a value, its tombstone flag set); a node
- * with several live parents (a mirror) is allowed.
+ * tombstone 1 on the edge deletes it, 0 restores it. The edge is deleted while its
+ * latest "tombstone" edge point has a non-zero value (or, without a value, its
+ * tombstone flag set). A node has at most one live parent: an edge that becomes
+ * live (created or restored) while the node is live under another parent is a
+ * move, and the same transaction tombstones the other edge, so no reader ever sees
+ * two. Which edge stays live is last-write-wins as well, so that stores applying
+ * the same edge points in any order agree: the one whose liveness point (its
+ * latest tombstone point, or its nodeType point if it has none) is the latest by
+ * time, then origin, then parent id. Every other live edge gets a tombstone point
+ * with that time and origin (1 ns later if its own liveness point has the same
+ * time and origin): a move dated before the node's current place leaves the node
+ * there and stores the new edge deleted. Those tombstones are changes like any
+ * other (outbox, change feed: right after the write that caused them). An edge that
+ * would make the node its own ancestor is refused with EP_ECYCLE; with
+ * opts.child_allowed set, one whose node may not be under its parent's type, or a
+ * nodeType that the node's live children may not be under, with EP_ETREE.
  *
  * Threads: store_open(), the writes, store_flush() and store_close() are called on
  * the loop thread; the reads may be called on any thread (one at a time inside).
@@ -38,6 +49,10 @@ struct store_opts {
 	bool outbox;          /* record accepted changes in the outbox */
 	int64_t outbox_max_rows; /* 0 = unbounded; past it the oldest rows are dropped */
 	int64_t outbox_max_bytes; /* the same for the rows' size (their JSON estimate) */
+	/* The tree's rules (config_child_allowed()): may a node of child_type be under a
+	 * node of parent_type ("root" for the device node's parent)? Checked in the
+	 * write's transaction for every edge that is live after it. NULL: any. */
+	bool (*child_allowed)(const char *parent_type, const char *child_type);
 };
 
 struct store_node {
@@ -59,7 +74,7 @@ struct store_stats {
  * Called on the loop thread after the write's transaction committed (status >= 0,
  * the number of points that won the merge) or failed (negative EP_E* code:
  * EP_ENOENT unknown node, EP_EINVAL nodeType missing on a new edge, EP_ECYCLE,
- * EP_ESTORE).
+ * EP_ETREE, EP_ESTORE; EP_ENOSPC when the disk is full).
  */
 typedef void (*store_write_cb)(void *arg, int status);
 
@@ -89,6 +104,26 @@ int store_write_points_unrecorded(struct store *st, const char *node, const stru
 				  size_t n, store_write_cb cb, void *arg);
 int store_write_edge_unrecorded(struct store *st, const char *node, const char *parent,
 				const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
+/*
+ * The change feed: after a write's transaction committed, and before the write's
+ * own callback, cb gets the points of that write that won the merge (stored state
+ * changed), in commit order, on the loop thread: node points (parent NULL; type is
+ * the node's type) or edge points (parent set; type NULL). Every write goes through
+ * it, whoever made it (the bus, the configuration file, the sync, a module); a write
+ * that failed or whose points all lost is not in it. The points and strings are
+ * borrowed: valid during the call only, not to be freed. One callback per store;
+ * NULL turns the feed off.
+ */
+struct store_change {
+	const char *node;
+	const char *parent; /* NULL for node points */
+	const char *type;   /* node points: the node's type ("" if unknown); else NULL */
+	const struct ep_point *p;
+	size_t n;
+};
+typedef void (*store_change_cb)(void *arg, const struct store_change *c);
+void store_on_change(struct store *st, store_change_cb cb, void *arg);
+
 /* Blocks until everything queued before the call is committed and its callbacks
  * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
 int store_flush(struct store *st);

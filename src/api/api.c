@@ -70,6 +70,9 @@ static void write_error(const struct pending *pw, int status, char *msg, size_t 
 	else if (status == EP_ECYCLE)
 		snprintf(msg, sz, "%s under %s would make %s its own ancestor", pw->node,
 			 pw->parent, pw->node);
+	else if (status == EP_ETREE)
+		snprintf(msg, sz, "%s may not be under %s: their node types do not allow it "
+			 "(docs/config.md, \"Tree rules\")", pw->node, pw->parent);
 	else if (status == EP_ECLOSED)
 		snprintf(msg, sz, "the store is closed");
 	else
@@ -147,6 +150,7 @@ int api_start(struct bus *bus, struct store *st, const struct api_opts *o, struc
 	a->health.data = a;
 	uv_timer_start(&a->health, api__on_health_timer, ms, ms);
 	uv_unref((uv_handle_t *)&a->health);
+	store_on_change(st, api__on_change, a);
 	*out = a;
 	return 0;
 
@@ -172,6 +176,8 @@ void api_stop(struct api *a)
 	bus_unsubscribe(a->bus, a->sub_edges);
 	bus_unsubscribe(a->bus, a->sub_nodes);
 	bus_unsubscribe(a->bus, a->sub_info);
+	store_on_change(a->store, NULL, NULL);
+	api__changes_free(a);
 	a->stopped = true;
 	/* Queries read the store on the thread pool: let them end before the store
 	 * can be closed. Their callbacks drop their references. */

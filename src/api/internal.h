@@ -28,6 +28,8 @@ struct api {
 	unsigned refs; /* 1 for the health timer until it is closed, 1 per operation */
 	unsigned queries; /* on the thread pool: they read the store */
 	uint64_t refused; /* requests answered with an error */
+	struct api_csub *csubs; /* change-feed subscribers (feed.c) */
+	unsigned feeding;       /* the feed is calling them */
 };
 
 void api__ref(struct api *a);
@@ -47,6 +49,12 @@ void api__refuse(struct api *a, const char *subject, const char *reply, const ch
  */
 int api__write(struct api *a, const char *reply, const char *node, const char *parent,
 	       const struct ep_points *pts);
+
+/* feed.c: the store's change callback, and the in-process subscribers' end. */
+void api__on_change(void *arg, const struct store_change *c);
+void api__changes_free(struct api *a);
+/* Points as the bus shows them, secrets redacted (node_type may be NULL). */
+struct cJSON *api__points_json(const char *node_type, const struct ep_point *p, size_t n);
 
 /* The handlers, each subscribed by api_start(). */
 void api__on_points(void *arg, const struct bus_msg *m);

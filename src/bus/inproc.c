@@ -298,3 +298,13 @@ void bus_inproc_stop(struct bus *b)
 		bus_sub_end(b, b->inproc);
 	b->inbox_sub = NULL;
 }
+
+bool bus_has_subscribers(struct bus *b, const char *subject)
+{
+	if (b == NULL || subject == NULL || b->stopping)
+		return false;
+	struct sl_result *r = sl_match(&b->sl, subject, strlen(subject));
+	bool any = r->np > 0 || r->nq > 0;
+	sl_result_put(r);
+	return any;
+}

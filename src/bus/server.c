@@ -281,6 +281,11 @@ int bus_listen_port(struct bus *b, size_t i)
 	return b->ls[i].port;
 }
 
+int64_t bus_max_payload(const struct bus *b)
+{
+	return b ? b->o.max_payload : 0;
+}
+
 void bus_stats_get(struct bus *b, struct bus_stats *out)
 {
 	*out = b->st;

@@ -291,18 +291,12 @@ void cli_point_value(const cJSON *point, char *buf, size_t sz)
 {
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(point, "text");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(point, "value");
+	char num[EP_DTOA_MAX];
+
 	if (cJSON_IsString(t))
 		snprintf(buf, sz, "%s", t->valuestring);
 	else if (cJSON_IsNumber(v))
-		snprintf(buf, sz, "%.17g", v->valuedouble);
+		snprintf(buf, sz, "%s", ep_dtoa(v->valuedouble, num)); /* as JSON has it */
 	else
 		snprintf(buf, sz, "-");
-	if (cJSON_IsNumber(v) && !cJSON_IsString(t)) {
-		/* the shortest form that reads back the same */
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(buf, sz, "%.*g", prec, v->valuedouble);
-			if (strtod(buf, NULL) == v->valuedouble)
-				break;
-		}
-	}
 }

@@ -4,9 +4,12 @@
  * and every live node with the points the file may set (status points such as a
  * Modbus IO's "value" are left out), without secrets (passwords, tokens: the gateway
  * never shows them; stderr names each one that is set). The text is checked with the
- * configuration parser before it is printed. Import reads such a file and writes its nodes and
- * points into the running gateway, stamped with the current time, so they win over
- * older values; nothing is deleted.
+ * configuration parser before it is printed. Children are read page by page
+ * (cli_children()), and the walk is as deep as the tree, which is at most
+ * EP_TREE_DEPTH_MAX levels: a deeper one is refused, as the file would be.
+ * Import reads such a file and writes its nodes and points into the running
+ * gateway, stamped with the current time, so they win over older values; nothing is
+ * deleted.
  */
 #include <string.h>
 
@@ -36,15 +39,16 @@ static cJSON *secrets_out(const cJSON *n)
 	return out;
 }
 
-/* The file's form of node n and, recursively, its children. */
-static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
+/*
+ * The file's form of node n, level levels below the device, and, recursively, its
+ * children; the recursion ends at EP_TREE_DEPTH_MAX levels.
+ */
+static int export_node(struct cli *c, const cJSON *n, cJSON **out, int level)
 {
-	cJSON *reply, *nodes;
+	cJSON *nodes;
 	struct ep_points pts;
 	struct ep_errbuf eb;
 
-	if (depth > 64)
-		return cli_fail(c->cmd, "the tree is deeper than 64 levels");
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", cli_str(n, "id"));
 	cJSON_AddStringToObject(o, "type", cli_str(n, "type"));
@@ -58,7 +62,9 @@ static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 		cJSON_AddItemToObject(o, "points", pm);
 	else
 		cJSON_Delete(pm);
-	int rc = cli_nodes(c, cli_str(n, "id"), "all", NULL, &reply, &nodes);
+	int rc = cli_children(c, cli_str(n, "id"), false, &nodes);
+	if (rc == 0 && nodes->child && level >= EP_TREE_DEPTH_MAX)
+		rc = cli_too_deep(c, n, level);
 	if (rc != 0) {
 		cJSON_Delete(o);
 		return rc;
@@ -67,11 +73,11 @@ static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 	const cJSON *k;
 	cJSON_ArrayForEach(k, nodes) {
 		cJSON *kj;
-		if ((rc = export_node(c, k, &kj, depth + 1)) != 0)
+		if ((rc = export_node(c, k, &kj, level + 1)) != 0)
 			break;
 		cJSON_AddItemToArray(kids, kj);
 	}
-	cJSON_Delete(reply);
+	cJSON_Delete(nodes);
 	if (cJSON_GetArraySize(kids) > 0)
 		cJSON_AddItemToObject(o, "children", kids);
 	else
@@ -85,8 +91,8 @@ static int export_node(struct cli *c, const cJSON *n, cJSON **out, int depth)
 /* The device node: the only child of root, or the one named with --device. */
 static int find_device(struct cli *c, char *dev)
 {
-	cJSON *reply, *nodes;
-	int rc = cli_nodes(c, "root", "all", NULL, &reply, &nodes);
+	cJSON *nodes;
+	int rc = cli_children(c, "root", false, &nodes);
 	if (rc != 0)
 		return rc;
 	int n = cJSON_GetArraySize(nodes);
@@ -94,7 +100,7 @@ static int find_device(struct cli *c, char *dev)
 		rc = cli_fail(c->cmd, "the gateway has %d device nodes under root; expected one", n);
 	else
 		ep_strlcpy(dev, cli_str(cJSON_GetArrayItem(nodes, 0), "id"), EP_TOKEN_MAX + 1);
-	cJSON_Delete(reply);
+	cJSON_Delete(nodes);
 	return rc;
 }
 
@@ -109,14 +115,13 @@ int cli_export(int argc, char **argv)
 	struct cli_opts o;
 	struct cli c;
 	char dev[EP_TOKEN_MAX + 1];
-	cJSON *reply, *nodes;
+	cJSON *nodes;
 	int rc = cli_parse(argc, argv, "export", export_help, 0, 0, &o);
 	if (rc >= 0)
 		return rc;
 	if ((rc = cli_open(&c, "export", &o)) != 0)
 		return rc;
-	if ((rc = find_device(&c, dev)) != 0 ||
-	    (rc = cli_nodes(&c, dev, "all", NULL, &reply, &nodes)) != 0)
+	if ((rc = find_device(&c, dev)) != 0 || (rc = cli_children(&c, dev, false, &nodes)) != 0)
 		goto out_close;
 	cJSON *file = cJSON_CreateObject();
 	cJSON_AddStringToObject(file, "device_id", dev);
@@ -124,11 +129,11 @@ int cli_export(int argc, char **argv)
 	const cJSON *n;
 	cJSON_ArrayForEach(n, nodes) {
 		cJSON *nj;
-		if ((rc = export_node(&c, n, &nj, 0)) != 0)
+		if ((rc = export_node(&c, n, &nj, 1)) != 0)
 			break;
 		cJSON_AddItemToArray(top, nj);
 	}
-	cJSON_Delete(reply);
+	cJSON_Delete(nodes);
 	if (rc == 0) {
 		char *text = cJSON_Print(file);
 		struct config cfg;

@@ -68,6 +68,13 @@ int cli_request_ok(struct cli *c, const char *subject, const char *payload);
  * inside the reply (owned by *reply). */
 int cli_nodes(struct cli *c, const char *parent, const char *node, const char *filter,
 	      cJSON **reply, cJSON **nodes);
+/* nodes.c: every child of parent (deleted ones too when deleted), following the
+ * gateway's pages, as one array in *kids (cJSON_Delete it); 0 or EP_EXIT_FAILURE
+ * after printing why. */
+int cli_children(struct cli *c, const char *parent, bool deleted, cJSON **kids);
+/* Says that node n, level levels down the tree, has children although a tree may
+ * have no more than EP_TREE_DEPTH_MAX levels; returns EP_EXIT_FAILURE. */
+int cli_too_deep(struct cli *c, const cJSON *n, int level);
 
 /* The string member name of o, or "" when it is missing or not a string. */
 const char *cli_str(const cJSON *o, const char *name);

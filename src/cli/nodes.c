@@ -1,8 +1,10 @@
 /*
  * nodes.c - `edgepoint get`, `set`, `delete` and `tree`: reading and changing one
  * node's points, deleting a node, and printing the tree, through the gateway's
- * nodes.*, p.* and e.* subjects.
+ * nodes.*, p.* and e.* subjects; and cli_children(), which reads a node's children
+ * page by page (a bus with 5,000 IOs is several pages).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,9 +130,14 @@ int cli_set(int argc, char **argv)
 			p.value = v[0] == 't';
 		} else {
 			p.value = strtod(v, &end);
-			if (end == v || *end != '\0' || p.value != p.value)
+			if (end == v || *end != '\0' || isnan(p.value))
 				return cli_usage_error("set", "'%s' is not a number or true/false; "
 						       "use --text for text", v);
+			/* JSON has no infinity: "inf", or 1e400 read as inf, would be sent
+			 * as a point without a value. */
+			if (isinf(p.value))
+				return cli_usage_error("set", "'%s' is not a finite number (at most "
+						       "1.7976931348623157e+308 either side of 0)", v);
 		}
 	}
 	char *json = ep_points_to_json(&p, 1);
@@ -183,23 +190,79 @@ int cli_delete(int argc, char **argv)
 	return rc;
 }
 
+/* --- children, page by page ------------------------------------------------ */
+
+/* The query for the page after `after` ("" = the first page). */
+static char *page_query(bool deleted, const char *after)
+{
+	cJSON *q = cJSON_CreateObject();
+	if (deleted)
+		cJSON_AddBoolToObject(q, "tombstone", true);
+	if (after[0])
+		cJSON_AddStringToObject(q, "after", after);
+	char *s = cJSON_PrintUnformatted(q);
+	cJSON_Delete(q);
+	return s;
+}
+
+int cli_children(struct cli *c, const char *parent, bool deleted, cJSON **kids)
+{
+	char after[EP_TOKEN_MAX + 1] = "";
+	cJSON *all = cJSON_CreateArray();
+	bool more = true;
+	int rc = 0;
+
+	while (more && rc == 0) {
+		cJSON *reply, *nodes;
+		char *query = page_query(deleted, after);
+		rc = cli_nodes(c, parent, "all", query, &reply, &nodes);
+		cJSON_free(query);
+		if (rc != 0)
+			break;
+		while (nodes->child)
+			cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(nodes, nodes->child));
+		/* A page without "more" is the last; one with it names where the next starts,
+		 * which must be further on (a gateway that repeats a page would loop). */
+		more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "more"));
+		const char *next = cli_str(reply, "next");
+		if (more && (!ep_token_valid(next) || strcmp(next, after) <= 0))
+			rc = cli_fail(c->cmd, "nodes.%s.all: a page says more follow but its "
+				      "\"next\" (\"%s\") does not move on", parent, next);
+		else if (more)
+			ep_strlcpy(after, next, sizeof(after));
+		cJSON_Delete(reply);
+	}
+	if (rc != 0) {
+		cJSON_Delete(all);
+		return rc;
+	}
+	*kids = all;
+	return 0;
+}
+
+int cli_too_deep(struct cli *c, const cJSON *n, int level)
+{
+	return cli_fail(c->cmd, "%s has children %d levels down: the tree is deeper than "
+			"the %d levels a tree may have", cli_str(n, "id"), level, EP_TREE_DEPTH_MAX);
+}
+
 /* --- tree ------------------------------------------------------------------- */
 
-/* Adds the children of node n (recursively) as n's "children" array. */
-static int fetch_children(struct cli *c, cJSON *n, int depth)
+/*
+ * Adds the children of node n, level levels below the device (or below the node
+ * the tree starts at), recursively as n's "children" array. The recursion stops at
+ * EP_TREE_DEPTH_MAX levels, which no tree may pass.
+ */
+static int fetch_children(struct cli *c, cJSON *n, int level)
 {
-	cJSON *reply, *nodes;
-	const char *filter = c->o->deleted ? "{\"tombstone\":true}" : NULL;
-	if (depth > 64)
-		return cli_fail(c->cmd, "the tree is deeper than 64 levels");
-	int rc = cli_nodes(c, cli_str(n, "id"), "all", filter, &reply, &nodes);
+	cJSON *kids, *k;
+	int rc = cli_children(c, cli_str(n, "id"), c->o->deleted, &kids);
 	if (rc != 0)
 		return rc;
-	cJSON *kids = cJSON_DetachItemFromObjectCaseSensitive(reply, "nodes");
-	cJSON_Delete(reply);
-	cJSON *k;
+	if (kids->child && level >= EP_TREE_DEPTH_MAX)
+		rc = cli_too_deep(c, n, level);
 	cJSON_ArrayForEach(k, kids) {
-		if ((rc = fetch_children(c, k, depth + 1)) != 0)
+		if (rc != 0 || (rc = fetch_children(c, k, level + 1)) != 0)
 			break;
 	}
 	cJSON_AddItemToObject(n, "children", kids);
@@ -208,7 +271,7 @@ static int fetch_children(struct cli *c, cJSON *n, int depth)
 
 static void print_tree(const cJSON *n, const char *prefix, bool last, bool top)
 {
-	char next[512];
+	char next[4 * EP_TREE_DEPTH_MAX + 8]; /* 4 characters per level */
 	const cJSON *k, *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
 	printf("%s%s%s (%s)%s\n", prefix, top ? "" : (last ? "`-- " : "|-- "), cli_str(n, "id"),
 	       cli_str(n, "type"),
@@ -237,7 +300,7 @@ int cli_tree(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct cli c;
-	cJSON *reply, *nodes;
+	cJSON *reply = NULL, *nodes;
 	int rc = cli_parse(argc, argv, "tree [NODE] [--deleted]", tree_help, 0, 1, &o);
 	if (rc >= 0)
 		return rc;
@@ -247,8 +310,8 @@ int cli_tree(int argc, char **argv)
 		return rc;
 	if (o.nargs == 1)
 		rc = cli_nodes(&c, "all", o.args[0], NULL, &reply, &nodes);
-	else
-		rc = cli_nodes(&c, "root", "all", NULL, &reply, &nodes);
+	else if ((rc = cli_children(&c, "root", false, &nodes)) == 0)
+		reply = nodes;
 	if (rc == 0) {
 		cJSON *n;
 		cJSON_ArrayForEach(n, nodes) {

@@ -1,6 +1,6 @@
 /*
  * watch.c - `edgepoint watch [SUBJECT]`: prints every message on SUBJECT (default
- * p.>, every point written) as it arrives, until Ctrl-C or SIGTERM. Each line is
+ * chg.>, the change feed: every point the store committed) as it arrives, until Ctrl-C or SIGTERM. Each line is
  * "<subject> <payload>", or with --json one object {"subject","reply","data"} per
  * line, data parsed when it is JSON.
  */
@@ -57,9 +57,11 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 static const char watch_help[] =
-	"Prints every message on SUBJECT as it arrives (default p.>: every point\n"
-	"written), until Ctrl-C. Wildcards: * for one token, > for the rest.\n"
-	"Examples: edgepoint watch 'p.t1'   edgepoint watch 'sys.>'\n";
+	"Prints every message on SUBJECT as it arrives, until Ctrl-C. The default,\n"
+	"chg.>, is the change feed: the points the gateway committed (chg.<node>) and\n"
+	"its tree changes (chg.<node>.<parent>), in commit order. p.> shows the write\n"
+	"requests instead, refused and stale ones too. Wildcards: * for one token, > for\n"
+	"the rest. Examples: edgepoint watch 'chg.t1'   edgepoint watch 'sys.>'\n";
 
 int cli_watch(int argc, char **argv)
 {
@@ -70,7 +72,7 @@ int cli_watch(int argc, char **argv)
 	int rc = cli_parse(argc, argv, "watch [SUBJECT]", watch_help, 0, 1, &o);
 	if (rc >= 0)
 		return rc;
-	const char *subject = o.nargs ? o.args[0] : "p.>";
+	const char *subject = o.nargs ? o.args[0] : "chg.>";
 	if (!bus_subject_valid(subject, strlen(subject)))
 		return cli_usage_error("watch", "'%s' is not a subject (tokens separated by '.', "
 				       "* and > as wildcards)", subject);

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "cloud/internal.h"
+#include "edgepoint/config.h"
 
 #define DEVICE_HEALTH (24 * 3600 * EP_NS_PER_SEC) /* nobody listens in the cloud */
 
@@ -84,7 +85,8 @@ static int dev_open(struct cloud *c, struct cloud_dev *d)
 				.batch_window = c->cfg.store.batch_window,
 				.outbox = true,
 				.outbox_max_rows = CLOUD_DOWN_MAX_ROWS,
-				.outbox_max_bytes = CLOUD_DOWN_MAX_BYTES};
+				.outbox_max_bytes = CLOUD_DOWN_MAX_BYTES,
+				.child_allowed = config_child_allowed};
 	if ((rc = store_open(&c->loop, path, &so, &d->store, &eb)) < 0)
 		goto out_fail;
 	struct bus_opts bo = {.nlisten = 0, .server_name = d->id};

@@ -66,7 +66,7 @@ static void entry_status(struct in_msg *m, int status, const char *node)
 	struct cloud *c = m->k->c;
 	if (status >= 0)
 		return;
-	if (status == EP_ESTORE || status == EP_ECLOSED) {
+	if (status == EP_ESTORE || status == EP_ENOSPC || status == EP_ECLOSED) {
 		m->retry = true;
 		return;
 	}

@@ -3,13 +3,28 @@
  *
  * The device node hangs under "root"; each configured node gets an edge to its
  * parent with the edge points nodeType (the type as text) and tombstone 0, then
- * its points. Everything carries time = the file's modification time and origin
- * "config", and goes through the store's ordinary last-write-wins merge: a later
- * edit of the file wins over older runtime changes, a later runtime change wins
- * over the file, and nodes missing from the file are left alone (a reload never
- * deletes). Writes are queued in tree order (a parent's edge before its
- * children's) and awaited with store_flush(); each write's callback records its
- * status so the first failure can be reported by node.
+ * its points. Everything carries the file's time and origin "config", and goes
+ * through the store's ordinary last-write-wins merge: a later edit of the file
+ * wins over older runtime changes, a later runtime change wins over the file, and
+ * nodes missing from the file are left alone (a reload never deletes). A node the
+ * file puts under another parent than the store has is moved: the store keeps one
+ * live parent (store.h), so the file's newer edge deletes the old one.
+ *
+ * The file's time is its modification time, clamped as any write is: a time more
+ * than max_clock_skew ahead of this device's clock would outlive every later
+ * runtime change and every later edit until that date, so such a file is merged at
+ * the time this version of it (this modification time) was first applied, which
+ * the device node's configFileTime point remembers (text: the file's time, RFC 3339;
+ * point time: the merge time). Restarts and reloads of the same file then keep its
+ * time, and the log says so.
+ *
+ * Writes are queued in tree order (a parent's edge before its children's) and
+ * awaited with store_flush(); each write's callback records its status so the first
+ * failure can be reported by node. The file was checked against the tree's rules,
+ * but the store may hold more than the file (nodes created or moved at runtime, at
+ * later times): a node the store's tree refuses (a cycle with a newer runtime move,
+ * a type its runtime children do not fit), and what depends on it, is logged and
+ * skipped rather than failing the whole file.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +33,7 @@
 #include "edgepoint/store.h"
 
 #define ORIGIN "config"
+#define TIME_POINT "configFileTime"
 
 struct write_rec {
 	const char *node;
@@ -113,6 +129,29 @@ static void write_points(struct apply *a, const struct config_node *n)
 	ep_free(p);
 }
 
+/* The device node's configFileTime point: the clamped file's time, remembered. */
+static void write_time_point(struct apply *a, const char *device_id, int64_t mtime)
+{
+	char text[EP_TIME_TEXT_MAX];
+	struct ep_point p;
+
+	if (a->queue_err)
+		return;
+	ep_point_init(&p);
+	ep_strlcpy(p.type, TIME_POINT, sizeof(p.type));
+	ep_point_set_text(&p, ep_time_format(mtime, text));
+	p.time = a->time;
+	ep_strlcpy(p.origin, ORIGIN, sizeof(p.origin));
+	struct write_rec *r = next_rec(a, device_id, NULL);
+	int rc = store_write_points(a->st, device_id, &p, 1, on_written, r);
+	if (rc < 0) {
+		r->done = true;
+		r->status = rc;
+		a->queue_err = rc;
+	}
+	ep_point_clear(&p);
+}
+
 static void write_tree(struct apply *a, const struct config_node *v, size_t n,
 		       const char *parent)
 {
@@ -123,7 +162,16 @@ static void write_tree(struct apply *a, const struct config_node *v, size_t n,
 	}
 }
 
-/* The first write that failed, in queue order, as a message. */
+/*
+ * A refusal by the store's tree (see the top of the file), or a write that failed
+ * because of one (its node or parent was never created): logged, not fatal.
+ */
+static bool tree_refusal(int status)
+{
+	return status == EP_ECYCLE || status == EP_ETREE || status == EP_ENOENT;
+}
+
+/* The first write that failed for another reason, in queue order, as a message. */
 static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
 {
 	const char *name = c->path ? c->path : "(config)";
@@ -132,6 +180,17 @@ static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
 		int status = r->done ? r->status : EP_ESTORE;
 		if (status >= 0)
 			continue;
+		if (tree_refusal(status) && r->parent) {
+			ep_log(EP_LOG_WARN, "config", "%s: node \"%s\" under \"%s\" not applied: "
+			       "%s (the store's tree, changed at runtime, does not allow it)",
+			       name, r->node, r->parent, ep_strerror(status));
+			continue;
+		}
+		if (tree_refusal(status)) {
+			ep_log(EP_LOG_WARN, "config", "%s: the points of node \"%s\" not "
+			       "applied: the node is not in the store", name, r->node);
+			continue;
+		}
 		if (r->parent)
 			ep_errbuf_set(eb, "%s: cannot store node \"%s\" under \"%s\": %s", name,
 				      r->node, r->parent, ep_strerror(status));
@@ -141,6 +200,38 @@ static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
 		return status;
 	}
 	return 0;
+}
+
+/*
+ * The time the file's points are merged with (see the top of the file); *remember
+ * is set when it is a new clamped time that the configFileTime point must keep.
+ */
+static int64_t merge_time(const struct config *c, struct store *st, const char *device_id,
+			  bool *remember)
+{
+	const char *name = c->path ? c->path : "(config)";
+	char mt[EP_TIME_TEXT_MAX], at[EP_TIME_TEXT_MAX];
+	int64_t now = ep_time_now(), t = now;
+	struct ep_point p;
+
+	*remember = false;
+	if (c->mtime <= now + c->max_clock_skew)
+		return c->mtime;
+	ep_time_format(c->mtime, mt);
+	if (store_point_get(st, device_id, TIME_POINT, "0", &p) == 0) {
+		if (p.text != NULL && strcmp(p.text, mt) == 0 && p.time <= now)
+			t = p.time;
+		ep_point_clear(&p);
+	}
+	*remember = t == now;
+	ep_log(EP_LOG_WARN, "config", "%s: modification time %s is %.0f s ahead of this "
+	       "device's clock (max_clock_skew %.0f s): its nodes and points are merged with "
+	       "time %s instead (%s), so that later runtime changes win over them; edit or "
+	       "touch the file (or fix the clock) to date it again", name, mt,
+	       (double)(c->mtime - now) / EP_NS_PER_SEC,
+	       (double)c->max_clock_skew / EP_NS_PER_SEC, ep_time_format(t, at),
+	       *remember ? "now" : "when this version of the file was first applied");
+	return t;
 }
 
 int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb)
@@ -162,10 +253,13 @@ int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb)
 		return EP_ECONFIG;
 	}
 
-	struct apply a = {.st = st, .time = c->mtime};
+	bool remember;
+	struct apply a = {.st = st, .time = merge_time(c, st, device_id, &remember)};
 	size_t total = count_nodes(c->nodes, c->nnodes);
-	a.recs = ep_calloc(2 * total + 1, sizeof(*a.recs));
+	a.recs = ep_calloc(2 * total + 2, sizeof(*a.recs));
 	write_edge(&a, device_id, "root", "device");
+	if (remember)
+		write_time_point(&a, device_id, c->mtime);
 	write_tree(&a, c->nodes, c->nnodes, device_id);
 	/* Even after a queueing error: callbacks still point into a.recs. */
 	int frc = store_flush(st);

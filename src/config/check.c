@@ -17,6 +17,8 @@
 
 #define VALUE_TEXT_MAX 80 /* quoted values longer than this end in "..." */
 #define HINT_KEY_MAX 72   /* keys longer than this get no did-you-mean hint */
+#define PATH_SHOWN_MAX 240 /* longer paths lose their middle in messages */
+#define PATH_HEAD_MAX 64   /* of which the start keeps at most this */
 
 static bool is_ident(const char *s)
 {
@@ -72,15 +74,43 @@ void config__pop(struct config__walk *w, size_t len)
 	w->path[w->len] = '\0';
 }
 
+/*
+ * The path as a message shows it: whole, or for a path longer than PATH_SHOWN_MAX (a
+ * node many levels deep; EP_TREE_DEPTH_MAX levels make about 800 characters) its
+ * start and its end joined by "...", each cut at a '.', so that the message still
+ * fits an ep_errbuf and keeps the bad value's own place.
+ */
+static const char *shown_path(const struct config__walk *w, char *buf, size_t sz)
+{
+	const size_t keep_tail = PATH_SHOWN_MAX - PATH_HEAD_MAX - 3;
+	size_t head = PATH_HEAD_MAX, tail;
+
+	if (w->len <= PATH_SHOWN_MAX || sz <= PATH_SHOWN_MAX)
+		return w->path;
+	tail = w->len - keep_tail;
+	while (head > 0 && w->path[head] != '.')
+		head--;
+	while (tail < w->len && w->path[tail] != '.')
+		tail++;
+	if (head == 0 || tail == w->len) { /* no '.' to cut at: cut anywhere */
+		head = PATH_HEAD_MAX;
+		tail = w->len - keep_tail;
+	} else {
+		tail++; /* "...children[3]" rather than "....children[3]" */
+	}
+	snprintf(buf, sz, "%.*s...%s", (int)head, w->path, w->path + tail);
+	return buf;
+}
+
 __attribute__((format(printf, 3, 0))) static int vset(struct config__walk *w,
 						       const char *value, const char *fmt,
 						       va_list ap)
 {
-	char what[400];
+	char what[400], path[PATH_SHOWN_MAX + 1];
 	vsnprintf(what, sizeof(what), fmt, ap);
 	w->path[w->len] = '\0';
-	ep_errbuf_set(w->eb, "%s: %s%s%s%s%s", w->name, w->path, w->len ? ": " : "",
-		      value ? value : "", value ? " " : "", what);
+	ep_errbuf_set(w->eb, "%s: %s%s%s%s%s", w->name, shown_path(w, path, sizeof(path)),
+		      w->len ? ": " : "", value ? value : "", value ? " " : "", what);
 	return EP_ECONFIG;
 }
 

@@ -158,10 +158,10 @@ void config__bus_auth_free(struct config *c);
 /* nodes.c: the node tree under "nodes". */
 int config__nodes(struct config__walk *w, const cJSON *nodes, struct config *c);
 
-/* nodetypes.c: the known node types, and the points of one node. */
-bool config__node_type_known(const char *type);
-extern const char *const config__node_types[]; /* NULL-ended */
-bool config__child_allowed(const char *parent_type, const char *child_type);
+/* nodetypes.c: the known node types (config_node_type_known() and
+ * config_child_allowed() in config.h are the tree's rules), and the points of one
+ * node. */
+extern const char *const config__node_types[]; /* NULL-ended; "device" is not one */
 /* "modbusIo" or "(none)": what may go under parent_type, for messages. */
 void config__children_text(const char *parent_type, char *buf, size_t sz);
 int config__node_points(struct config__walk *w, const char *type, const cJSON *points,

@@ -5,8 +5,9 @@
  * known and allowed under their parent (nodetypes.c has both tables); points are
  * checked by their node type's table.
  *
- * The device node itself is implicit: the top-level nodes are its children.
- * Nesting depth is bounded by cJSON's nesting limit, so the recursion is too.
+ * The device node itself is implicit: the top-level nodes are its children, at
+ * level 1. A node deeper than EP_TREE_DEPTH_MAX levels is refused before its
+ * children are looked at, so the recursion is bounded by that number.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct tree {
 	struct config__walk *w;
 	const char *device_id;
 	const cJSON *bus_points; /* while in a modbus node's children: its points */
+	int level;               /* of the nodes being checked: 1 = the device's children */
 	struct id_slot *slots;
 	size_t cap, n;
 };
@@ -118,7 +120,7 @@ static int node_type(struct tree *t, const cJSON *v, const char *parent_type,
 	if (config__get_enum(w, v, config__node_types, &idx) < 0)
 		return EP_ECONFIG;
 	const char *type = config__node_types[idx];
-	if (!config__child_allowed(parent_type, type)) {
+	if (!config_child_allowed(parent_type, type)) {
 		config__children_text(parent_type, allowed, sizeof(allowed));
 		if (strcmp(parent_type, "device") == 0)
 			return config__err_value(w, v, "is not allowed at the top of the tree "
@@ -153,6 +155,14 @@ static int node(struct tree *t, const cJSON *v, const char *parent_type,
 			config__push_key(w, m->string);
 			return config__unknown(w, m->string, "key", node_keys);
 		}
+	}
+
+	if (t->level > EP_TREE_DEPTH_MAX) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "id");
+		return config__err(w, "node \"%s\" is %d levels below the device; a tree may "
+				   "be at most %d levels deep (move the node up or drop a group)",
+				   cJSON_IsString(id) ? id->valuestring : "?", t->level,
+				   EP_TREE_DEPTH_MAX);
 	}
 
 	size_t node_len = w->len;
@@ -205,14 +215,17 @@ static int node_list(struct tree *t, const cJSON *arr, const char *parent_type,
 	*out = ep_calloc(count, sizeof(**out));
 	*n = count;
 	size_t i = 0;
-	for (const cJSON *e = arr->child; e; e = e->next, i++) {
+	int rc = 0;
+	t->level++;
+	for (const cJSON *e = arr->child; e && rc == 0; e = e->next, i++) {
 		ep_points_init(&(*out)[i].points);
 		size_t mark = config__push_index(t->w, i);
-		if (node(t, e, parent_type, &(*out)[i]) < 0)
-			return EP_ECONFIG;
-		config__pop(t->w, mark);
+		rc = node(t, e, parent_type, &(*out)[i]);
+		if (rc == 0)
+			config__pop(t->w, mark);
 	}
-	return 0;
+	t->level--;
+	return rc;
 }
 
 int config__nodes(struct config__walk *w, const cJSON *nodes, struct config *c)

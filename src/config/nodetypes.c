@@ -162,6 +162,7 @@ static const struct prow group_rows[] = {
 
 static int check_modbus(struct config__walk *w, const cJSON *points);
 static int check_modbus_io(struct config__walk *w, const cJSON *points);
+static int check_sync(struct config__walk *w, const cJSON *points);
 
 struct node_type {
 	const char *name;
@@ -177,7 +178,7 @@ static const struct node_type node_types[] = {
 	{"condition", condition_rows, NULL},
 	{"action", action_rows, NULL},
 	{"actionInactive", action_rows, NULL},
-	{"sync", sync_rows, NULL},
+	{"sync", sync_rows, check_sync},
 	{"user", user_rows, NULL},
 	{"group", group_rows, NULL},
 	{"variable", NULL, NULL},
@@ -188,10 +189,15 @@ const char *const config__node_types[] = {"modbus", "modbusIo", "gpio",    "rule
 					  "condition", "action", "actionInactive",
 					  "sync",   "user",     "group",   "variable", NULL};
 
-/* Which node types may be children of which; "device" is the implicit top node. */
+/*
+ * Which node types may be children of which: the tree's rules, for the file's checks
+ * (nodes.c) and for the running tree (the store, through config_child_allowed()).
+ * "device" is the device node (the file's implicit top node) and "root" its parent.
+ */
 static const struct {
 	const char *parent, *child;
 } child_rows[] = {
+	{"root", "device"},
 	{"device", "modbus"},    {"device", "gpio"},     {"device", "rule"},
 	{"device", "sync"},      {"device", "user"},     {"device", "group"},
 	{"device", "variable"},  {"group", "modbus"},    {"group", "gpio"},
@@ -209,12 +215,20 @@ static const struct node_type *find_type(const char *name)
 	return NULL;
 }
 
-bool config__node_type_known(const char *type)
+bool config_node_type_known(const char *type)
 {
-	return find_type(type) != NULL;
+	return strcmp(type, "device") == 0 || find_type(type) != NULL;
 }
 
-bool config__child_allowed(const char *parent_type, const char *child_type)
+void config_node_types_text(char *buf, size_t sz)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; config__node_types[i] && n < sz; i++)
+		n += snprintf(buf + n, sz - n, "%s%s", i ? ", " : "", config__node_types[i]);
+}
+
+bool config_child_allowed(const char *parent_type, const char *child_type)
 {
 	for (size_t i = 0; i < NCHILD; i++)
 		if (strcmp(child_rows[i].parent, parent_type) == 0 &&
@@ -528,4 +542,21 @@ static int check_modbus_io(struct config__walk *w, const cJSON *points)
 	}
 	config__pop(w, mark);
 	return 0;
+}
+
+/*
+ * The link logs in with a token or with a user and password, never both (the NATS
+ * client refuses that at run time). An empty text counts as not set, as in the sync.
+ * The message quotes the user, not the token: the token is a secret.
+ */
+static int check_sync(struct config__walk *w, const cJSON *points)
+{
+	const char *token = text_of(points, "token"), *user = text_of(points, "user");
+
+	if (token == NULL || token[0] == '\0' || user == NULL || user[0] == '\0')
+		return 0;
+	config__push_key(w, "user");
+	return config__err_value(w, cJSON_GetObjectItemCaseSensitive(points, "user"),
+				 "cannot be set together with \"token\" (the link logs in with "
+				 "a token, or with a user and password, not both)");
 }

@@ -189,6 +189,22 @@ static int read_all(int fd, size_t hint, char **out, size_t *n)
 	return 0;
 }
 
+/* What a file that is not a regular file is, for the message. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	return "something else";
+}
+
 int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime,
 		      struct ep_errbuf *eb)
 {
@@ -197,7 +213,10 @@ int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime
 
 	*text = NULL;
 	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer (a serial
+	 * line for carrier) before fstat() could tell that it is not a file. On a
+	 * regular file O_NONBLOCK changes nothing. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		ep_errbuf_set(eb, "%s: cannot open: %s", path, strerror(errno));
 		return EP_EIO;
@@ -208,7 +227,8 @@ int config__read_file(const char *path, char **text, size_t *len, int64_t *mtime
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		ep_errbuf_set(eb, "%s: is not a regular file", path);
+		ep_errbuf_set(eb, "%s: is not a regular file (it is %s)", path,
+			      file_kind(st.st_mode));
 		rc = EP_EIO;
 		goto out_close;
 	}

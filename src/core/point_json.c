@@ -7,11 +7,19 @@
  *
  * Decoding is strict, because points arrive from any client on the bus and from the
  * cloud: unknown or repeated members, wrong member types, tokens with subject
- * characters, times that are not RFC 3339 and non-finite values are all rejected,
- * and the message names the element and member, quotes the bad value and says what
- * is allowed. The decoder does no I/O and does not look at the clock (the caller
- * passes "now" for points without a time, and checks clock skew separately with
- * ep_point_check_time()), so it can be fuzzed (tests/fuzz/fuzz_points.c).
+ * characters, times that are not RFC 3339, non-finite values and text that is not
+ * UTF-8 or holds a NUL are all rejected, and the message names the element and
+ * member, quotes the bad value and says what is allowed. What is stored can
+ * therefore always be sent again as valid JSON, to strict decoders too. The decoder
+ * does no I/O and does not look at the clock (the caller passes "now" for points
+ * without a time, and checks clock skew separately with ep_point_check_time()), so
+ * it can be fuzzed (tests/fuzz/fuzz_points.c).
+ *
+ * cJSON decodes a \u0000 escape into a NUL that ends the C string early ("a\u0000b"
+ * would be stored as "a", "t\u0000x" would pass as the token "t"), and reads a \u
+ * without four hex digits as U+0000. ep_json_parse() therefore refuses the latter
+ * and turns each \u0000 into EP_JSON_NUL, bytes of the same length that are not
+ * UTF-8, so the member checks below see the whole string and refuse it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -51,10 +59,16 @@ static void *need(void *p)
 	return p;
 }
 
-/* Length of the UTF-8 sequence at s if it is well formed (at most 4 bytes), or 0. */
+/*
+ * Length of the UTF-8 sequence at s (2 to 4 bytes) if it is well formed as RFC 3629
+ * says: no overlong forms, no UTF-16 surrogates, nothing past U+10FFFF. 0 otherwise,
+ * and for ASCII. Reads no further than a NUL.
+ */
 static size_t utf8_seq(const unsigned char *s)
 {
+	unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
 	size_t n;
+
 	if (s[0] >= 0xc2 && s[0] <= 0xdf)
 		n = 2;
 	else if (s[0] >= 0xe0 && s[0] <= 0xef)
@@ -63,16 +77,51 @@ static size_t utf8_seq(const unsigned char *s)
 		n = 4;
 	else
 		return 0;
-	for (size_t i = 1; i < n; i++)
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* below: overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* above: surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* below: overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* above: past U+10FFFF */
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
 	return n;
 }
 
+bool ep_utf8_valid(const char *s, size_t *bad)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	while (*p) {
+		if (*p < 0x80)
+			n = 1;
+		else if ((n = utf8_seq(p)) == 0)
+			break;
+		p += n;
+	}
+	if (*p == '\0')
+		return true;
+	if (bad != NULL)
+		*bad = (size_t)(p - (const unsigned char *)s);
+	return false;
+}
+
+static bool is_nul_mark(const char *s)
+{
+	return strncmp(s, EP_JSON_NUL, sizeof(EP_JSON_NUL) - 1) == 0;
+}
+
 /*
  * Writes s as a JSON string literal into buf (QUOTE_MAX bytes), cut short with
- * "..." if it does not fit. Control characters are escaped and bytes that are not
- * UTF-8 become '?', so a message is always one line of valid UTF-8.
+ * "..." if it does not fit. Control characters are escaped, a decoded \u0000
+ * (EP_JSON_NUL) is shown as \u0000 again and bytes that are not UTF-8 become '?',
+ * so a message is always one line of valid UTF-8.
  */
 static void quote(const char *s, char *buf)
 {
@@ -89,6 +138,9 @@ static void quote(const char *s, char *buf)
 			snprintf(tmp, sizeof(tmp), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
 		} else if (*p < 0x20) {
 			snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
+		} else if (is_nul_mark((const char *)p)) {
+			n = sizeof(EP_JSON_NUL) - 1;
+			snprintf(tmp, sizeof(tmp), "\\u0000");
 		} else if (*p < 0x80) {
 			snprintf(tmp, sizeof(tmp), "%c", *p);
 		} else if ((n = utf8_seq(p)) != 0) {
@@ -113,22 +165,6 @@ static void quote(const char *s, char *buf)
 	buf[pos] = '\0';
 }
 
-/* The shortest of %.15g, %.16g and %.17g that reads back as d exactly. */
-static void format_number(double d, char *buf, size_t size)
-{
-	if (isnan(d)) {
-		snprintf(buf, size, "NaN");
-	} else if (isinf(d)) {
-		snprintf(buf, size, d > 0 ? "inf" : "-inf");
-	} else {
-		for (int prec = 15; prec <= 17; prec++) {
-			snprintf(buf, size, "%.*g", prec, d);
-			if (strtod(buf, NULL) == d)
-				break;
-		}
-	}
-}
-
 /* A JSON value as a message quotes it: strings and numbers in full, containers
  * abbreviated. */
 static const char *describe(const cJSON *item, char *buf)
@@ -136,7 +172,7 @@ static const char *describe(const cJSON *item, char *buf)
 	if (cJSON_IsString(item))
 		quote(item->valuestring, buf);
 	else if (cJSON_IsNumber(item))
-		format_number(item->valuedouble, buf, QUOTE_MAX);
+		ep_dtoa(item->valuedouble, buf);
 	else if (cJSON_IsTrue(item))
 		snprintf(buf, QUOTE_MAX, "true");
 	else if (cJSON_IsFalse(item))
@@ -196,6 +232,7 @@ static int decode_member(enum member m, const cJSON *item, const char *path,
 {
 	char vbuf[QUOTE_MAX];
 	const char *name = member_names[m];
+	size_t at;
 	double d;
 
 	switch (m) {
@@ -228,7 +265,10 @@ static int decode_member(enum member m, const cJSON *item, const char *path,
 			return EP_EINVAL;
 		}
 		if (!isfinite(d)) {
-			ep_errbuf_set(eb, "%s.value: %s is not a finite number", path,
+			/* JSON has no infinity: this is a number too large for a double,
+			 * such as 1e400, which the parser has read as inf. */
+			ep_errbuf_set(eb, "%s.value: %s is not a finite number (at most "
+				      "1.7976931348623157e+308 either side of 0)", path,
 				      describe(item, vbuf));
 			return EP_ERANGE;
 		}
@@ -239,6 +279,18 @@ static int decode_member(enum member m, const cJSON *item, const char *path,
 		if (!cJSON_IsString(item)) {
 			ep_errbuf_set(eb, "%s.text: %s is not a string", path,
 				      describe(item, vbuf));
+			return EP_EINVAL;
+		}
+		if (!ep_utf8_valid(item->valuestring, &at)) {
+			const char *s = item->valuestring;
+			if (is_nul_mark(s + at))
+				ep_errbuf_set(eb, "%s.text: %s holds a NUL (\\u0000) at byte %zu "
+					      "(text is UTF-8 without NUL)", path,
+					      describe(item, vbuf), at);
+			else
+				ep_errbuf_set(eb, "%s.text: %s is not valid UTF-8: byte %zu is "
+					      "0x%02x (text is UTF-8 without NUL)", path,
+					      describe(item, vbuf), at, (unsigned char)s[at]);
 			return EP_EINVAL;
 		}
 		ep_point_set_text(out, item->valuestring);
@@ -345,27 +397,105 @@ static bool json_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-int ep_points_from_json(const char *buf, size_t len, int64_t now, struct ep_points *out,
-			struct ep_errbuf *eb)
+/* The value of the four hex digits at p, or -1. */
+static int hex4(const char *p)
 {
-	const char *end = buf;
-	cJSON *root;
-	int err;
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v = v * 16 + (c - 'A' + 10);
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * Checks the \u escapes of buf and, in *copy (made on the first \u0000), writes
+ * EP_JSON_NUL over each \u0000. A backslash in valid JSON is always inside a string
+ * and escapes the character after it, so walking from one backslash to the next
+ * finds every escape without following the strings; where the JSON is not valid
+ * anyway, cJSON refuses it after this. Returns the offset of a \u without four hex
+ * digits, or len.
+ */
+static size_t mark_nul_escapes(const char *buf, size_t len, char **copy)
+{
+	const char *p = buf, *end = buf + len, *bs;
+
+	while ((bs = memchr(p, '\\', (size_t)(end - p))) != NULL && end - bs >= 2) {
+		if (bs[1] != 'u') {
+			p = bs + 2;
+			continue;
+		}
+		int v = end - bs >= 6 ? hex4(bs + 2) : -1;
+		if (v < 0)
+			return (size_t)(bs - buf);
+		if (v == 0) {
+			if (*copy == NULL) {
+				*copy = ep_malloc(len);
+				memcpy(*copy, buf, len);
+			}
+			memcpy(*copy + (bs - buf), EP_JSON_NUL, sizeof(EP_JSON_NUL) - 1);
+		}
+		p = bs + 6;
+	}
+	return len;
+}
+
+struct cJSON *ep_json_parse(const char *buf, size_t len, size_t *end, struct ep_errbuf *eb)
+{
+	const char *nul, *stop = NULL;
+	char *copy = NULL;
+	cJSON *root = NULL;
+	size_t pos = 0;
 
 	if (buf == NULL || len == 0) {
 		ep_errbuf_set(eb, "malformed JSON at offset 0");
-		return EP_EJSON;
+		goto out;
 	}
-	root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-	if (root == NULL) {
-		ep_errbuf_set(eb, "malformed JSON at offset %zu", (size_t)(end - buf));
-		return EP_EJSON;
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		pos = (size_t)(nul - buf);
+		ep_errbuf_set(eb, "malformed JSON at offset %zu (a NUL byte)", pos);
+		goto out;
 	}
+	if ((pos = mark_nul_escapes(buf, len, &copy)) < len) {
+		ep_errbuf_set(eb, "malformed JSON at offset %zu (\\u needs four hex digits)",
+			      pos);
+		goto out_free;
+	}
+	root = cJSON_ParseWithLengthOpts(copy ? copy : buf, len, &stop, false);
+	/* The copy has the same length: offsets in it are offsets in buf. */
+	pos = stop ? (size_t)(stop - (copy ? copy : buf)) : 0;
+	if (root == NULL)
+		ep_errbuf_set(eb, "malformed JSON at offset %zu", pos);
+out_free:
+	ep_free(copy);
+out:
+	if (end != NULL)
+		*end = pos;
+	return root;
+}
+
+int ep_points_from_json(const char *buf, size_t len, int64_t now, struct ep_points *out,
+			struct ep_errbuf *eb)
+{
+	cJSON *root;
+	size_t end;
+	int err;
+
+	root = ep_json_parse(buf, len, &end, eb);
+	if (root == NULL)
+		return EP_EJSON;
 	/* cJSON stops after the first value; only white space may follow it. */
-	while (end < buf + len && json_space(*end))
+	while (end < len && json_space(buf[end]))
 		end++;
-	if (end < buf + len) {
-		ep_errbuf_set(eb, "malformed JSON at offset %zu", (size_t)(end - buf));
+	if (end < len) {
+		ep_errbuf_set(eb, "malformed JSON at offset %zu", end);
 		err = EP_EJSON;
 		goto out_delete;
 	}
@@ -387,12 +517,11 @@ out_delete:
  */
 static cJSON *number_item(double d)
 {
-	char buf[32];
+	char buf[EP_DTOA_MAX];
 	snprintf(buf, sizeof(buf), "%.15g", d);
 	if (strtod(buf, NULL) == d)
 		return cJSON_CreateNumber(d);
-	format_number(d, buf, sizeof(buf));
-	return cJSON_CreateRaw(buf);
+	return cJSON_CreateRaw(ep_dtoa(d, buf));
 }
 
 /* Adds item under a constant name (cJSON then neither copies nor frees the name). */

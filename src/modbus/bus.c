@@ -25,6 +25,8 @@ static const char *const cfg_types[] = {
 	"clientServer", "protocol", "uri", "port", "baud", "parity", "dataBits", "stopBits",
 	"rs485", "byteOrder", "pollPeriod", "timeout", "maxGap", "maxRegistersPerRequest",
 	"pauseBetweenRequests", "degradeAfter", "degradeTime", "disabled", NULL};
+/* The status points a bus reads back (the counts before a restart). */
+static const char *const status_types[] = {"errorCount", "lastError", NULL};
 
 static void on_event(void *arg, struct mb_event *ev);
 
@@ -48,7 +50,7 @@ struct mb_bus *mb_bus_new(struct modbus *m, const char *id, const char *parent)
 static void publish(struct mb_bus *b, struct ep_point *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		mb_pts_merge(&b->pts, &p[i]);
+		mb_pts_merge(&b->pts, &p[i], cfg_types, status_types);
 	mb_publish(b->mod, b->id, p, n);
 }
 
@@ -157,7 +159,7 @@ void mb_bus_points(struct mb_bus *b, const struct ep_point *p, size_t n)
 {
 	bool changed = false;
 	for (size_t i = 0; i < n; i++) {
-		if (!mb_pts_merge(&b->pts, &p[i]))
+		if (!mb_pts_merge(&b->pts, &p[i], cfg_types, status_types))
 			continue;
 		if (mb_name_index(cfg_types, p[i].type) >= 0)
 			changed = true;

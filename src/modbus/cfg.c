@@ -21,9 +21,11 @@ static const char *const parity_names[] = {"none", "even", "odd", NULL};
 static const char *const cs_names[] = {"client", "server", NULL};
 static const char *const proto_names[] = {"tcp", "rtu", NULL};
 
-bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in)
+bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *const *cfg,
+		  const char *const *other)
 {
-	if (strcmp(in->key, "0") != 0)
+	if (strcmp(in->key, "0") != 0 ||
+	    (mb_name_index(cfg, in->type) < 0 && mb_name_index(other, in->type) < 0))
 		return false;
 	for (size_t i = 0; i < cur->n; i++) {
 		struct ep_point *p = &cur->v[i];

@@ -180,10 +180,16 @@ int mb_io_cfg_parse(const struct ep_points *p, bool rtu, struct mb_io_cfg *out,
 bool mb_bus_cfg_same_link(const struct mb_bus_cfg *a, const struct mb_bus_cfg *b);
 
 /*
- * Last write wins on a node's points (key "0" only, the others are ignored): merges
- * in into cur and returns true if it won. mb_pts_get() finds a point by type.
+ * A node's points as far as the module uses them: only the types in cfg or other
+ * (NULL-ended lists: its settings, and the status points it reads back) and key
+ * "0" are kept, so what a client adds costs the store, not
+ * the module. The points come from the store (a query at start) and the change feed
+ * (committed changes), and the module's own publishes; the newest by
+ * ep_point_wins() is kept, so a query answered after a newer change cannot undo it.
+ * Returns true if in is kept. mb_pts_get() finds a point by type.
  */
-bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in);
+bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *const *cfg,
+		  const char *const *other);
 const struct ep_point *mb_pts_get(const struct ep_points *cur, const char *type);
 /* True if cur holds a live point of one of types (a NULL-ended list). */
 bool mb_pts_any(const struct ep_points *cur, const char *const *types);
@@ -488,8 +494,7 @@ struct modbus {
 	struct bus *bus;
 	struct api *api;
 	char device[EP_TOKEN_MAX + 1];
-	struct api_psub *psub;
-	struct bus_sub *esub;
+	struct api_csub *csub; /* the change feed */
 	/* Every node the module knows, by id: buses, IOs and groups. */
 	struct mb_ent **slots;
 	size_t nslots, nents;

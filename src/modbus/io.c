@@ -1,5 +1,5 @@
 /*
- * io.c - one modbusIo node on the loop: its points (last write wins), the settings
+ * io.c - one modbusIo node on the loop: the points it uses, the settings
  * they make, and what it publishes.
  *
  * A value point is published when the value changed by more than deadband (any
@@ -8,10 +8,15 @@
  * good read clears lastError (""). Settings that the checks refuse become lastError
  * too, and the IO is not read until they are fixed.
  *
- * Writes: a valueSet point that arrives while the module runs (not one found in
- * the store at start-up) is scaled back, encoded and handed to the bus's worker,
- * which writes it at once and reads it back; the read-back value is published.
- * In server mode, value and valueSet points set the served registers instead.
+ * Writes: a valueSet point that the change feed brings while the module runs (not
+ * one found in the store at start-up) is scaled back, encoded and handed to the
+ * bus's worker, which writes it at once and reads it back; the read-back value is
+ * published. In server mode, value and valueSet points set the served registers
+ * instead. Only committed changes come here: a refused or losing write never
+ * reaches a device. A value written by someone else, in client mode, becomes what
+ * the deadband compares the next reading with, so the device's reading wins back.
+ *
+ * Only the point types the module uses are kept (settings and status_types).
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +27,10 @@
 static const char *const cfg_types[] = {"unitId", "table",  "address",  "format",
 					"byteOrder", "scale", "offset", "readOnly",
 					"deadband", "refreshPeriod", NULL};
+/* What else an IO reads: its value (served, or compared for the deadband), the
+ * value to write, and the counts before a restart. */
+static const char *const status_types[] = {"value", "valueSet", "errorCount", "lastError",
+					   NULL};
 
 struct mb_io *mb_io_new(const char *id)
 {
@@ -80,7 +89,7 @@ static void publish(struct mb_io *io, struct ep_point *p, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (io->bus->cfg.server || strcmp(p[i].type, "value") != 0)
-			mb_pts_merge(&io->pts, &p[i]);
+			mb_pts_merge(&io->pts, &p[i], cfg_types, status_types);
 	mb_publish(io->bus->mod, io->id, p, n);
 }
 
@@ -138,6 +147,8 @@ bool mb_io_read(struct mb_io *io, const uint16_t *data, int64_t time, bool force
 			   time);
 		return false;
 	}
+	if (time <= io->value_time && !force)
+		return false; /* read before the value the store holds now: read it again */
 	bool refresh = io->cfg.refresh_ms > 0 &&
 		       time - io->published >= io->cfg.refresh_ms * EP_NS_PER_MS;
 	if (force || !io->has_value || fabs(v - io->value) > io->cfg.deadband || refresh) {
@@ -261,7 +272,7 @@ void mb_io_points(struct mb_io *io, const struct ep_point *p, size_t n, bool liv
 	bool cfg_changed = false;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!mb_pts_merge(&io->pts, &p[i]))
+		if (!mb_pts_merge(&io->pts, &p[i], cfg_types, status_types))
 			continue;
 		if (mb_name_index(cfg_types, p[i].type) >= 0)
 			cfg_changed = true;
@@ -284,6 +295,14 @@ void mb_io_points(struct mb_io *io, const struct ep_point *p, size_t n, bool liv
 		io->value = val->value;
 		io->value_time = val->time;
 		mb_bus_serve(io->bus, io, val->value, 0);
+	} else if (val && live && val->time > io->value_time) {
+		/* Client mode: a value someone else wrote is what the store holds now;
+		 * the deadband compares the next reading with it, so the device's
+		 * reading replaces it (the module's own echoes are not newer). */
+		io->has_value = true;
+		io->value = val->value;
+		io->value_time = val->time;
+		mb_bus_invalidate(io->bus); /* the worker hands the next reading over */
 	}
 	if (vs && live)
 		value_set(io, vs);

@@ -3,12 +3,15 @@
  *
  * At start it queries the children of the device; groups are searched recursively,
  * modbus nodes become buses and their modbusIo children IOs. Then it follows the
- * bus: p.<node> for points of the nodes it knows (settings, valueSet, value in
- * server mode) and e.<node>.<parent> for nodes created, moved, deleted or restored
- * under the device, a group or a bus. A created node's points are read with a node
- * query; points that arrive for a node while queries are in flight are kept and
- * replayed when the node appears, and last-write-wins makes every overlap harmless.
- * One bus's changes never touch another bus.
+ * change feed (api_subscribe_changes(): what the store committed, in commit order),
+ * never the requests on p.* and e.*: node points of the nodes it knows (settings,
+ * valueSet, value) and edge points for nodes created, moved, deleted or restored
+ * under the device, a group or a bus. A refused write, or one that lost the merge,
+ * never reaches it. A created node's points are read with a node query; changes
+ * that arrive for a node while queries are in flight are kept and replayed when the
+ * node appears, and a query's older answer cannot undo a newer change (mb_pts_merge
+ * keeps the newest of what the store committed). One bus's changes never touch
+ * another bus.
  *
  * The index maps node ids to what the module made of them (a small chained hash
  * table; ids are unique across the tree).
@@ -292,11 +295,10 @@ static void scan(struct modbus *m, const char *parent, const char *type)
 		query(m, &aq, parent);
 }
 
-/* --- following the bus ---------------------------------------------------------------- */
+/* --- following the change feed ----------------------------------------------------------- */
 
-static void on_points(void *arg, const char *node, const struct ep_point *p, size_t n)
+static void on_points(struct modbus *m, const char *node, const struct ep_point *p, size_t n)
 {
-	struct modbus *m = arg;
 	struct mb_ent *e = find(m, node);
 	if (e == NULL) {
 		for (size_t i = 0; m->queries > 0 && i < n && m->early.n < EARLY_MAX; i++) {
@@ -313,37 +315,27 @@ static void on_points(void *arg, const char *node, const struct ep_point *p, siz
 		mb_io_points(e->ptr, p, n, true);
 }
 
-/* e.<node>.<parent>: create (nodeType), delete (tombstone 1), restore (tombstone 0). */
-static void on_edge(void *arg, const struct bus_msg *msg)
+/* Committed edge points of parent->node: created or moved here (nodeType), deleted
+ * (tombstone 1), restored (tombstone 0). */
+static void on_edge(struct modbus *m, const char *node, const char *parent,
+		    const struct ep_point *p, size_t n)
 {
-	struct modbus *m = arg;
-	char node[EP_TOKEN_MAX + 1], parent[EP_TOKEN_MAX + 1];
-	const char *n = msg->subject + 2, *dot = strchr(n, '.');
-	struct ep_points pts;
-	struct ep_errbuf eb;
 	const char *type = NULL;
 	int tomb = -1;
 
-	if (dot == NULL || !ep_token_validn(n, (size_t)(dot - n)) || !ep_token_valid(dot + 1))
-		return;
-	ep_strlcpy(node, n, (size_t)(dot - n) + 1);
-	ep_strlcpy(parent, dot + 1, sizeof(parent));
 	if (find(m, parent) == NULL && find(m, node) == NULL)
 		return; /* nothing the module looks after */
-	ep_points_init(&pts);
-	if (ep_points_from_json(msg->data, msg->len, ep_time_now(), &pts, &eb) < 0)
-		goto out;
-	for (size_t i = 0; i < pts.n; i++) {
-		if (strcmp(pts.v[i].type, "nodeType") == 0 && pts.v[i].text)
-			type = pts.v[i].text;
-		else if (strcmp(pts.v[i].type, "tombstone") == 0)
-			tomb = pts.v[i].has_value ? pts.v[i].value != 0 : pts.v[i].tombstone;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(p[i].type, "nodeType") == 0 && p[i].text)
+			type = p[i].text;
+		else if (strcmp(p[i].type, "tombstone") == 0)
+			tomb = p[i].has_value ? p[i].value != 0 : p[i].tombstone;
 	}
 	if (tomb == 1) {
 		remove_node(m, node, parent);
 	} else if (type || tomb == 0) {
 		/* New, moved or restored: its points (and, for a restore, its type) come
-		 * from the store. A node the store does not have yet has no points. */
+		 * from the store. */
 		struct api_query aq = {.node = node, .include_deleted = true};
 		if (type) {
 			struct api_node an = {.points = {0}, .edge_points = {0}};
@@ -353,8 +345,17 @@ static void on_edge(void *arg, const struct bus_msg *msg)
 		}
 		query(m, &aq, parent);
 	}
-out:
-	ep_points_free(&pts);
+}
+
+static void on_change(void *arg, const struct store_change *c)
+{
+	struct modbus *m = arg;
+	if (m->stopping)
+		return;
+	if (c->parent)
+		on_edge(m, c->node, c->parent, c->p, c->n);
+	else
+		on_points(m, c->node, c->p, c->n);
 }
 
 /* --- life cycle -------------------------------------------------------------------------- */
@@ -380,20 +381,14 @@ int modbus_start(uv_loop_t *loop, struct bus *bus, struct api *api, const char *
 	m->bus = bus;
 	m->api = api;
 	ep_strlcpy(m->device, device_id, sizeof(m->device));
-	if ((rc = api_subscribe_points(api, "*", on_points, m, &m->psub)) < 0)
-		goto out_free;
-	if ((rc = bus_subscribe(bus, "e.*.*", NULL, on_edge, m, &m->esub)) < 0)
-		goto out_unsub;
+	if ((rc = api_subscribe_changes(api, on_change, m, &m->csub)) < 0) {
+		ep_free(m);
+		return rc;
+	}
 	add(m, device_id, ENT_GROUP, NULL, "root");
 	scan(m, device_id, NULL);
 	*out = m;
 	return 0;
-
-out_unsub:
-	api_unsubscribe_points(api, m->psub);
-out_free:
-	ep_free(m);
-	return rc;
 }
 
 void modbus_rescan(struct modbus *m)
@@ -435,8 +430,6 @@ void modbus_stop(struct modbus *m)
 	if (m == NULL)
 		return;
 	if (m->api)
-		api_unsubscribe_points(m->api, m->psub);
-	if (m->bus)
-		bus_unsubscribe(m->bus, m->esub);
+		api_unsubscribe_changes(m->api, m->csub);
 	mb_module_free(m);
 }

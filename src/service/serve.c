@@ -193,6 +193,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		.sync_full = s->cfg.store.sync_full,
 		.batch_window = s->cfg.store.batch_window,
 		.outbox = has_sync(s->cfg.nodes, s->cfg.nnodes),
+		.child_allowed = config_child_allowed,
 	};
 	if ((rc = store_open(&s->loop, path, &so, &s->store, eb)) < 0)
 		return rc;

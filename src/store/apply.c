@@ -24,9 +24,12 @@
  * Edges: a new edge needs a nodeType point and, unless its parent is "root", an
  * existing parent. After the edge points are merged, nodes.type follows the latest
  * nodeType point of the node (over all its edges) and edges.tombstone follows the
- * edge's latest tombstone point. An edge that becomes live (new or restored) must
- * not make the node its own ancestor: that is checked after the merge, inside the
- * savepoint, by walking up from the parent.
+ * edge's latest tombstone point. Then, inside the savepoint: the node keeps one
+ * live parent (the edge made live last stays; the others get a tombstone point,
+ * written as derived requests that the change feed delivers after this one), an
+ * edge that becomes live (new, restored or moved) must not make the node its own
+ * ancestor (walking up from the parent), and with opts.child_allowed the node's
+ * type must fit its parent's, and its children's types its own (store.h).
  */
 #include <string.h>
 
@@ -73,30 +76,35 @@ static int probe(struct store *st, int which, const char *a, const char *b, int 
 
 /*
  * A user's password is kept as a PBKDF2 hash (what `edgepoint passwd` prints): a
- * written password that is not such a hash already is hashed into buf, and p's
- * copy in *out points at it. Returns 0 or EP_ESYS (no random bytes for the salt).
+ * written password that is not such a hash already is replaced in p by its hash, a
+ * string the request then owns (r->heap), so that the feed shows what was stored.
+ * Returns 0 or EP_ESYS (no random bytes for the salt).
  */
-static int hash_password(const struct store_pt *p, struct store_pt *out,
-			 char buf[BUS_PASSWD_HASH_MAX])
+static int hash_password(struct store_req *r, struct store_pt *p)
 {
-	*out = *p;
+	char buf[BUS_PASSWD_HASH_MAX];
 	if (p->text == NULL || p->text[0] == '\0' || bus_passwd_check(p->text, NULL) == 0)
 		return 0;
 	int rc = bus_passwd_hash(p->text, strlen(p->text), BUS_PASSWD_ITERATIONS, buf,
-				 BUS_PASSWD_HASH_MAX);
+				 sizeof(buf));
 	if (rc < 0)
 		return rc;
-	out->text = buf;
+	size_t len = strlen(buf);
+	struct store_heap *h = ep_malloc(sizeof(*h) + len + 1);
+	memcpy(h->s, buf, len + 1);
+	h->next = r->heap;
+	r->heap = h;
+	p->text = h->s;
 	return 0;
 }
 
 /*
  * Merges r's points (node points of a node of type ntype, or edge points when
- * r->edge) and records each winner in the outbox; returns the number of winners.
- * For edges, *type_won and *tomb_won say which kinds changed (both may be NULL for
- * node points).
+ * r->edge), marks each winner (won, for the change feed) and records it in the
+ * outbox; returns the number of winners. For edges, *type_won and *tomb_won say
+ * which kinds changed (both may be NULL for node points).
  */
-static int merge_points(struct store *st, const struct store_req *r, const char *ntype,
+static int merge_points(struct store *st, struct store_req *r, const char *ntype,
 			bool *type_won, bool *tomb_won)
 {
 	sqlite3_stmt *s = st->ws[r->edge ? WS_EDGE_POINT_UPSERT : WS_POINT_UPSERT];
@@ -109,21 +117,18 @@ static int merge_points(struct store *st, const struct store_req *r, const char 
 	if (r->edge)
 		sqlite3_bind_text(s, 9, r->parent, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < r->n; i++) {
-		const struct store_pt *p = &r->p[i];
+		struct store_pt *p = &r->p[i];
 		bool secret = !r->edge && ep_point_secret(ntype, p->type);
-		struct store_pt hashed;
-		char hash[BUS_PASSWD_HASH_MAX];
-		if (secret && strcmp(ntype, "user") == 0) {
-			if ((rc = hash_password(p, &hashed, hash)) < 0)
-				return rc;
-			p = &hashed;
-		}
+		p->won = false;
+		if (secret && strcmp(ntype, "user") == 0 && (rc = hash_password(r, p)) < 0)
+			return rc;
 		store__bind_point(s, p);
 		rc = upsert(st, s);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
 			continue;
+		p->won = true;
 		winners++;
 		if (r->edge && strcmp(p->type, "nodeType") == 0)
 			*type_won = true;
@@ -139,13 +144,12 @@ static int merge_points(struct store *st, const struct store_req *r, const char 
 	return winners;
 }
 
-static int apply_points(struct store *st, const struct store_req *r)
+static int apply_points(struct store *st, struct store_req *r)
 {
-	char type[EP_TOKEN_MAX + 1];
-	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, type);
+	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, r->ntype);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
-	return merge_points(st, r, type, NULL, NULL);
+	return merge_points(st, r, r->ntype, NULL, NULL);
 }
 
 /* A nodeType point must name a type: a token, like node ids. */
@@ -172,7 +176,192 @@ static int run2(struct store *st, int which, const char *a, const char *b,
 	return store__step_done(st->wdb, s, what);
 }
 
-static int apply_edge(struct store *st, const struct store_req *r)
+/* --- edges: one live parent, the tree's rules ------------------------------------ */
+
+/* A live edge of a node and the time and origin of the point that made it live. */
+struct live_edge {
+	char parent[EP_TOKEN_MAX + 1];
+	int64_t time;
+	char origin[EP_ORIGIN_MAX + 1];
+};
+
+/* true if a stays live rather than b: the later time, then origin, then parent. */
+static bool stays(const struct live_edge *a, const struct live_edge *b)
+{
+	int c;
+
+	if (a->time != b->time)
+		return a->time > b->time;
+	if ((c = strcmp(a->origin, b->origin)) != 0)
+		return c > 0;
+	return strcmp(a->parent, b->parent) > 0;
+}
+
+static void derived_free(struct store_req *r)
+{
+	while (r->derived != NULL) {
+		struct store_req *d = r->derived;
+
+		r->derived = d->next;
+		ep_free(d);
+	}
+}
+
+/* A write of one tombstone point (value 1) on the edge parent->r->node, made on
+ * r's behalf: its strings are literals and the origin copied after the point. */
+static struct store_req *derived_new(const struct store_req *r, const char *parent,
+				     int64_t time, const char *origin)
+{
+	size_t olen = strlen(origin);
+	struct store_req *d = ep_calloc(1, sizeof(*d) + sizeof(d->p[0]) + olen + 1);
+	char *o = (char *)&d->p[1];
+
+	memcpy(o, origin, olen + 1);
+	d->edge = true;
+	d->unrecorded = r->unrecorded;
+	ep_strlcpy(d->node, r->node, sizeof(d->node));
+	ep_strlcpy(d->parent, parent, sizeof(d->parent));
+	d->n = 1;
+	d->p[0] = (struct store_pt){.type = "tombstone", .key = "0", .origin = o,
+				    .time = time, .value = 1, .has_value = true};
+	return d;
+}
+
+/*
+ * Deletes the edge lose->parent of r's node with a tombstone point dated as the
+ * edge that stays (win), 1 ns later if lose was made live at that very time and
+ * origin, so that the point wins on lose's edge. The write is appended to
+ * r->derived (outbox and change feed, like r's own points).
+ */
+static int tombstone_loser(struct store *st, struct store_req *r, const struct live_edge *lose,
+			   const struct live_edge *win)
+{
+	bool tie = lose->time == win->time && strcmp(lose->origin, win->origin) == 0;
+	struct store_req *d = derived_new(r, lose->parent, win->time + (tie ? 1 : 0),
+					  win->origin);
+	struct store_req **tail = &r->derived;
+	bool type_won = false, tomb_won = false;
+	int tomb = 0, rc;
+
+	rc = merge_points(st, d, NULL, &type_won, &tomb_won);
+	if (rc < 0) {
+		ep_free(d);
+		return rc;
+	}
+	d->status = rc;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = d;
+	rc = run2(st, WS_EDGE_SET, r->node, lose->parent, "setting the edge");
+	if (rc < 0)
+		return rc;
+	rc = probe(st, WS_EDGE_GET, r->node, lose->parent, &tomb, NULL);
+	if (rc < 0)
+		return rc;
+	if (!tomb) {
+		ep_log(EP_LOG_ERROR, "store", "%s: cannot delete its edge from %s to keep one "
+		       "live parent", r->node, lose->parent);
+		return EP_ESTORE;
+	}
+	return 0;
+}
+
+/*
+ * A node has one live parent: of r's node's live edges, the one made live last
+ * stays (stays()) and every other is deleted (tombstone_loser()).
+ */
+static int one_live_parent(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = st->ws[WS_LIVE_EDGES];
+	struct live_edge *v = NULL;
+	size_t n = 0, cap = 0, win = 0;
+	int rc;
+
+	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *parent = sqlite3_column_text(s, 0);
+		const unsigned char *origin = sqlite3_column_text(s, 2);
+
+		if (n == cap) {
+			cap = cap ? 2 * cap : 4;
+			v = ep_realloc(v, cap * sizeof(*v));
+		}
+		ep_strlcpy(v[n].parent, parent ? (const char *)parent : "", sizeof(v[n].parent));
+		v[n].time = sqlite3_column_int64(s, 1);
+		ep_strlcpy(v[n].origin, origin ? (const char *)origin : "", sizeof(v[n].origin));
+		n++;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		ep_free(v);
+		return store__err(st->wdb, rc, "reading the node's parents");
+	}
+	for (size_t i = 1; i < n; i++)
+		if (stays(&v[i], &v[win]))
+			win = i;
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (i != win)
+			rc = tombstone_loser(st, r, &v[i], &v[win]);
+	ep_free(v);
+	return rc;
+}
+
+/*
+ * The tree's rules (opts.child_allowed) for r's node, whose type may have changed or
+ * which just became live: its type must be allowed under its live parent's type, and
+ * its live children's types under its own. EP_ETREE if not.
+ */
+static int check_place(struct store *st, const struct store_req *r)
+{
+	char type[EP_TOKEN_MAX + 1], parent[EP_TOKEN_MAX + 1], ptype[EP_TOKEN_MAX + 1];
+	bool (*allowed)(const char *, const char *) = st->opts.child_allowed;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (allowed == NULL)
+		return 0;
+	rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, type);
+	if (rc <= 0)
+		return rc;
+	rc = probe(st, WS_LIVE_EDGES, r->node, NULL, NULL, parent);
+	if (rc < 0)
+		return rc;
+	if (rc > 0) {
+		ep_strlcpy(ptype, "root", sizeof(ptype));
+		if (strcmp(parent, "root") != 0 &&
+		    (rc = probe(st, WS_NODE_EXISTS, parent, NULL, NULL, ptype)) < 0)
+			return rc;
+		if (!allowed(ptype, type)) {
+			ep_log(EP_LOG_DEBUG, "store", "%s: a \"%s\" node may not be under %s, a "
+			       "\"%s\" node", r->node, type, parent, ptype);
+			return EP_ETREE;
+		}
+	}
+	s = st->ws[WS_LIVE_CHILD_TYPES];
+	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+
+		if (!allowed(type, t ? (const char *)t : "")) {
+			ep_log(EP_LOG_DEBUG, "store", "%s: a \"%s\" node may not hold its \"%s\" "
+			       "children", r->node, type, t ? (const char *)t : "");
+			sqlite3_reset(s);
+			return EP_ETREE;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : store__err(st->wdb, rc, "reading the node's children");
+}
+
+/*
+ * Merges an edge request. A new edge needs a nodeType and an existing parent (or
+ * "root"). After the merge, nodes.type and edges.tombstone follow the latest points;
+ * then, if anything won: the node keeps one live parent, an edge that became live
+ * must not close a cycle, and the tree's rules must hold. Any refusal is undone by
+ * the caller's savepoint.
+ */
+static int merge_edge(struct store *st, struct store_req *r)
 {
 	bool has_type, type_won = false, tomb_won = false;
 	int exists, tomb = 0, winners, rc;
@@ -197,7 +386,7 @@ static int apply_edge(struct store *st, const struct store_req *r)
 		}
 	}
 	winners = merge_points(st, r, NULL, &type_won, &tomb_won);
-	if (winners < 0)
+	if (winners <= 0)
 		return winners;
 	if (!exists || type_won) {
 		sqlite3_stmt *s = st->ws[WS_NODE_TYPE_SET];
@@ -215,13 +404,40 @@ static int apply_edge(struct store *st, const struct store_req *r)
 		if (rc < 0)
 			return rc;
 	}
+	if (!tomb) {
+		rc = one_live_parent(st, r);
+		if (rc < 0)
+			return rc;
+		rc = probe(st, WS_EDGE_GET, r->node, r->parent, &tomb, NULL);
+		if (rc < 0)
+			return rc;
+	}
 	live = !tomb;
 	if (live && !was_live) {
 		rc = probe(st, WS_CYCLE, r->node, r->parent, NULL, NULL);
 		if (rc != 0)
 			return rc < 0 ? rc : EP_ECYCLE;
 	}
+	/* A delete (or a repeat) is never refused: only what is new is checked. */
+	if (type_won || (live && !was_live)) {
+		rc = check_place(st, r);
+		if (rc < 0)
+			return rc;
+	}
 	return winners;
+}
+
+/* An edge request; on failure (rolled back by the caller) it leaves no derived
+ * writes, nor does a pass that apply_batch rolled back and runs again. */
+static int apply_edge(struct store *st, struct store_req *r)
+{
+	int rc;
+
+	derived_free(r);
+	rc = merge_edge(st, r);
+	if (rc < 0)
+		derived_free(r);
+	return rc;
 }
 
 /*
@@ -231,14 +447,14 @@ static int apply_edge(struct store *st, const struct store_req *r)
  * errors halfway through; the fast pass runs it bare and, on such an error, asks
  * for the careful pass (EP_EAGAIN).
  */
-static int apply_one(struct store *st, const struct store_req *r, bool careful)
+static int apply_one(struct store *st, struct store_req *r, bool careful)
 {
 	sqlite3 *db = st->wdb;
 	int rc;
 
 	if (!r->edge && !careful) {
 		rc = apply_points(st, r);
-		return rc == EP_ESTORE ? EP_EAGAIN : rc;
+		return rc == EP_ESTORE || rc == EP_ENOSPC ? EP_EAGAIN : rc;
 	}
 	if (store__step_done(db, st->ws[WS_SAVEPOINT], "SAVEPOINT") < 0)
 		return EP_ESTORE;
@@ -284,8 +500,8 @@ static int run_batch(struct store *st, struct store_req *batch, bool careful,
 	if (st->opts.outbox && (st->opts.outbox_max_rows > 0 || st->opts.outbox_max_bytes > 0) &&
 	    acc->written > 0 && store__outbox_trim(st, &acc->dropped) < 0)
 		goto out_rollback;
-	if (store__step_done(db, st->ws[WS_COMMIT], "COMMIT") < 0)
-		goto out_rollback;
+	if ((err = store__step_done(db, st->ws[WS_COMMIT], "COMMIT")) < 0)
+		goto out_rollback; /* EP_ENOSPC when the disk is full */
 	acc->outbox_bytes = st->ob_batch;
 	return 0;
 
@@ -311,9 +527,10 @@ int store__apply_batch(struct store *st, struct store_req *batch,
 		return 0;
 	}
 	memset(res, 0, sizeof(*res));
+	rc = rc == EP_ENOSPC ? EP_ENOSPC : EP_ESTORE;
 	for (r = batch; r != NULL; r = r->next) {
-		r->status = EP_ESTORE;
+		r->status = rc;
 		res->errors++;
 	}
-	return EP_ESTORE;
+	return rc;
 }

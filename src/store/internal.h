@@ -30,6 +30,13 @@ struct store_pt {
 	double value;
 	bool has_value;
 	bool tombstone;
+	bool won; /* set by the worker: this point won the merge (the change feed) */
+};
+
+/* A string a request's point refers to once the worker replaced its text. */
+struct store_heap {
+	struct store_heap *next;
+	char s[];
 };
 
 /*
@@ -47,6 +54,12 @@ struct store_req {
 	void *arg;
 	int status;   /* set by the worker: winners or a negative EP_E* code */
 	uint64_t seq; /* enqueue order, 1-based */
+	char ntype[EP_TOKEN_MAX + 1]; /* node points: the node's type, set by the worker */
+	struct store_heap *heap;      /* strings the worker made (hashed passwords) */
+	/* Writes the worker made on other edges because of this one, in the same
+	 * transaction (a move's tombstone on the node's old edge, apply.c): each with its
+	 * own status and won flags, fed after this request and freed with it. */
+	struct store_req *derived;
 	size_t n;
 	struct store_pt p[];
 };
@@ -66,6 +79,8 @@ enum {
 	WS_EDGE_POINT_UPSERT,
 	WS_NODE_TYPE_SET,
 	WS_CYCLE,
+	WS_LIVE_EDGES,
+	WS_LIVE_CHILD_TYPES,
 	WS_OUTBOX_APPEND,
 	WS_OUTBOX_MAX_ID,
 	WS_OUTBOX_SUM,
@@ -138,6 +153,9 @@ struct store {
 	char outbox_skip_node[EP_TOKEN_MAX + 1];
 	const char *const *outbox_skip_types;
 	bool outbox_skip_set;
+	/* store_on_change(): the change feed, called on the loop thread. */
+	store_change_cb change_cb;
+	void *change_arg;
 	char outbox_skip_next[EP_TOKEN_MAX + 1];
 	const char *const *outbox_skip_next_types;
 	struct store_stats stats;
@@ -162,7 +180,8 @@ int store__writer_start(struct store *st);
 void store__writer_stop(struct store *st);
 
 /* apply.c: runs one batch in one transaction, setting each request's status.
- * Returns 0 if it committed, EP_ESTORE if not (every status is then EP_ESTORE). */
+ * Returns 0 if it committed, EP_ESTORE (EP_ENOSPC: the disk is full) if not, and
+ * every status is then that code. */
 struct store_batch_result {
 	uint64_t commits;
 	uint64_t written;

@@ -64,6 +64,18 @@ static const char *const ws_sql[WS_MAX] = {
 		"WITH RECURSIVE anc(id) AS (SELECT ?2 UNION SELECT e.parent FROM edges e "
 		"JOIN anc ON e.node = anc.id WHERE e.tombstone = 0) "
 		"SELECT 1 FROM anc WHERE id = ?1 LIMIT 1",
+	/* The live edges of a node, each with the time and origin of the point that
+	 * made it live: its latest tombstone point, or its nodeType point if it has
+	 * none (apply.c keeps one live parent). */
+	[WS_LIVE_EDGES] =
+		"SELECT parent, time, origin FROM (SELECT p.parent, p.time, p.origin, "
+		"row_number() OVER (PARTITION BY p.parent ORDER BY p.type = 'tombstone' DESC, "
+		"p.time DESC, p.origin DESC, p.key DESC) AS rn FROM edges e JOIN edge_points p "
+		"ON p.node = e.node AND p.parent = e.parent WHERE e.node = ?1 AND "
+		"e.tombstone = 0 AND p.type IN ('nodeType', 'tombstone')) WHERE rn = 1",
+	[WS_LIVE_CHILD_TYPES] =
+		"SELECT DISTINCT n.type FROM edges e JOIN nodes n ON n.id = e.node "
+		"WHERE e.parent = ?1 AND e.tombstone = 0",
 	[WS_OUTBOX_APPEND] =
 		"INSERT INTO outbox(node, type, key, time, value, text, tombstone, origin, "
 		"parent, edge, bytes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -108,10 +120,11 @@ static const char *const rs_sql[RS_MAX] = {
 int store__err(sqlite3 *db, int rc, const char *what)
 {
 	ep_log(EP_LOG_ERROR, "store", "%s: %s (%d)", what, sqlite3_errmsg(db), rc);
-	return EP_ESTORE;
+	/* A full disk gets its own code: the writer's reply can say what to fix. */
+	return (rc & 0xff) == SQLITE_FULL ? EP_ENOSPC : EP_ESTORE;
 }
 
-/* Steps a statement that returns no row and resets it. 0 or EP_ESTORE. */
+/* Steps a statement that returns no row and resets it. 0, EP_ESTORE or EP_ENOSPC. */
 int store__step_done(sqlite3 *db, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);

@@ -35,8 +35,67 @@ static void async_free(uv_handle_t *h)
 	ep_free(h->data);
 }
 
-/* Pops and runs finished requests' callbacks until the done list is empty. A
- * callback may queue new writes or call store_flush(), not store_close(). */
+static void req_free(struct store_req *r)
+{
+	while (r->derived) {
+		struct store_req *d = r->derived;
+		r->derived = d->next;
+		req_free(d);
+	}
+	while (r->heap) {
+		struct store_heap *h = r->heap;
+		r->heap = h->next;
+		ep_free(h);
+	}
+	ep_free(r);
+}
+
+#define FEED_STACK 16 /* points converted on the stack; more go to the heap */
+
+/* Hands the winners of a committed request to the change feed (store_on_change). */
+static void feed(struct store *st, const struct store_req *r)
+{
+	struct ep_point stack[FEED_STACK], *v = stack;
+	size_t n = 0;
+
+	if ((size_t)r->status > FEED_STACK)
+		v = ep_malloc((size_t)r->status * sizeof(*v));
+	for (size_t i = 0; i < r->n && n < (size_t)r->status; i++) {
+		const struct store_pt *q = &r->p[i];
+		struct ep_point *p = &v[n];
+		if (!q->won)
+			continue;
+		ep_strlcpy(p->type, q->type, sizeof(p->type));
+		ep_strlcpy(p->key, q->key, sizeof(p->key));
+		ep_strlcpy(p->origin, q->origin, sizeof(p->origin));
+		p->time = q->time;
+		p->value = q->value;
+		p->has_value = q->has_value;
+		p->text = (char *)q->text; /* borrowed, see store.h */
+		p->tombstone = q->tombstone;
+		n++;
+	}
+	struct store_change c = {
+		.node = r->node,
+		.parent = r->edge ? r->parent : NULL,
+		.type = r->edge ? NULL : r->ntype,
+		.p = v,
+		.n = n,
+	};
+	st->change_cb(st->change_arg, &c);
+	if (v != stack)
+		ep_free(v);
+}
+
+void store_on_change(struct store *st, store_change_cb cb, void *arg)
+{
+	st->change_cb = cb;
+	st->change_arg = arg;
+}
+
+/* Pops and runs finished requests' callbacks until the done list is empty, each
+ * after the change feed has had its winners. A callback may queue new writes or
+ * call store_flush(), not store_close(). */
 static void run_done(struct store *st)
 {
 	for (;;) {
@@ -54,9 +113,16 @@ static void run_done(struct store *st)
 		uv_mutex_unlock(&st->mu);
 		if (r == NULL)
 			return;
+		if (r->status > 0 && st->change_cb != NULL) {
+			feed(st, r);
+			/* What the request changed elsewhere (a move's old edge, apply.c). */
+			for (const struct store_req *d = r->derived; d; d = d->next)
+				if (d->status > 0)
+					feed(st, d);
+		}
 		if (r->cb != NULL)
 			r->cb(r->arg, r->status);
-		ep_free(r);
+		req_free(r);
 	}
 }
 

@@ -80,7 +80,7 @@ struct sync {
 	unsigned handles; /* timers not closed yet */
 
 	/* The node. */
-	struct bus_sub *sub_points, *sub_edges;
+	struct api_csub *csub; /* the change feed: kicks and rescans */
 	uv_timer_t rescan_timer;
 	bool scanning, rescan_again;
 	char node[EP_TOKEN_MAX + 1]; /* "" = no sync node */

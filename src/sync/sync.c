@@ -267,43 +267,30 @@ void sync_rescan(struct sync *s)
 		schedule_rescan(s);
 }
 
-/* --- following the bus -------------------------------------------------------------- */
+/* --- following the change feed ------------------------------------------------------ */
 
-/* p.<node>: a change for the outbox; a settings point of the sync node: a rescan. */
-static void on_points(void *arg, const struct bus_msg *m)
+/*
+ * A committed change: the outbox has a new row (unless the change was local state),
+ * so the pump is kicked; a settings point of the sync node, or an edge of the sync
+ * node or under the device, asks for a rescan.
+ */
+static void on_change(void *arg, const struct store_change *c)
 {
 	struct sync *s = arg;
-	struct ep_points pts;
-	struct ep_errbuf eb;
 
 	sync__kick(s);
-	if (s->node[0] == '\0' || strcmp(m->subject + 2, s->node) != 0)
+	if (c->parent) {
+		if (strcmp(c->parent, s->device) == 0 || (s->node[0] && strcmp(c->node, s->node) == 0))
+			schedule_rescan(s);
 		return;
-	ep_points_init(&pts);
-	if (ep_points_from_json(m->data, m->len, ep_time_now(), &pts, &eb) == 0)
-		for (size_t i = 0; i < pts.n; i++)
-			if (!sync_status_type(pts.v[i].type) &&
-			    strcmp(pts.v[i].type, "outboxEpoch") != 0) {
-				schedule_rescan(s);
-				break;
-			}
-	ep_points_free(&pts);
-}
-
-/* e.<node>.<parent>: a node under the device, or the sync node itself. */
-static void on_edges(void *arg, const struct bus_msg *m)
-{
-	struct sync *s = arg;
-	const char *node = m->subject + 2;
-	const char *dot = strchr(node, '.');
-
-	sync__kick(s);
-	if (dot == NULL)
+	}
+	if (s->node[0] == '\0' || strcmp(c->node, s->node) != 0)
 		return;
-	if (strcmp(dot + 1, s->device) == 0 ||
-	    (s->node[0] && (size_t)(dot - node) == strlen(s->node) &&
-	     memcmp(node, s->node, strlen(s->node)) == 0))
-		schedule_rescan(s);
+	for (size_t i = 0; i < c->n; i++)
+		if (!sync_status_type(c->p[i].type) && strcmp(c->p[i].type, "outboxEpoch") != 0) {
+			schedule_rescan(s);
+			break;
+		}
 }
 
 /* --- status points ------------------------------------------------------------------- */
@@ -396,7 +383,6 @@ static void on_status_timer(uv_timer_t *t)
 
 	if (s->node[0] == '\0' || s->stopping)
 		return;
-	sync__kick(s); /* writes that bypassed the bus (a reload's merge) */
 	store_stats_get(s->store, &stats);
 	s->st.dropped = stats.outbox_dropped;
 	if (s->counting)
@@ -435,9 +421,7 @@ int sync_start(const struct sync_opts *o, struct sync **out)
 	snprintf(s->up_subject, sizeof(s->up_subject), "sync.%s.up", s->device);
 	snprintf(s->down_subject, sizeof(s->down_subject), "sync.%s.down", s->device);
 	snprintf(s->durable, sizeof(s->durable), "edge-%s", s->device);
-	if ((rc = bus_subscribe(s->bus, "p.*", NULL, on_points, s, &s->sub_points)) < 0 ||
-	    (rc = bus_subscribe(s->bus, "e.*.*", NULL, on_edges, s, &s->sub_edges)) < 0) {
-		bus_unsubscribe(s->bus, s->sub_points);
+	if ((rc = api_subscribe_changes(s->api, on_change, s, &s->csub)) < 0) {
 		ep_free(s);
 		return rc;
 	}
@@ -464,8 +448,7 @@ void sync_stop(struct sync *s)
 		return;
 	sync__link_stop(s);
 	s->stopping = true;
-	bus_unsubscribe(s->bus, s->sub_points);
-	bus_unsubscribe(s->bus, s->sub_edges);
+	api_unsubscribe_changes(s->api, s->csub);
 	uv_close((uv_handle_t *)&s->rescan_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&s->retry_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&s->kick_timer, on_timer_closed);

@@ -10,8 +10,8 @@
  * credentials (sync_local_type(); the store no longer records them, but an older
  * database may hold some) and the echoes of points that just came down. A batch
  * of only such rows is acknowledged locally without a publish. When the outbox is
- * empty the pump waits for a kick: any p.* or e.*.* message on the bus, or the
- * status timer.
+ * empty the pump waits for a kick: a change on the change feed (every commit that
+ * recorded rows comes through it, whoever wrote), or the status timer.
  *
  * The snapshot walks the tree from the device node over every edge (deleted ones
  * too, so deletions reach the cloud), reads each node's points once (leaving out

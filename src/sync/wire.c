@@ -9,8 +9,7 @@
  *
  * Encoding writes the text directly instead of building a cJSON tree: a batch of a
  * thousand outbox rows is encoded in one pass and can stop at a size limit. Numbers
- * use the shortest of %.15g/%.16g/%.17g that reads back exactly, as the points'
- * own encoder does.
+ * are written by ep_dtoa(), as the points' own encoder writes them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -128,7 +127,7 @@ int sync_msg_decode(const char *buf, size_t len, struct sync_msg *out, struct ep
 	size_t i = 0;
 
 	sync_msg_init(out);
-	cJSON *root = cJSON_ParseWithLength(buf, len);
+	cJSON *root = ep_json_parse(buf, len, NULL, NULL); /* refuses what cJSON cuts */
 	if (root == NULL) {
 		ep_errbuf_set(eb, "not valid JSON");
 		return EP_EJSON;
@@ -208,13 +207,8 @@ static void put_string(struct sync_enc *e, const char *s)
 
 static void put_number(struct sync_enc *e, double d)
 {
-	char buf[40];
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	puts_(e, buf);
+	char buf[EP_DTOA_MAX];
+	puts_(e, ep_dtoa(d, buf));
 }
 
 static void put_point(struct sync_enc *e, const struct ep_point *p)

@@ -65,7 +65,7 @@ func main() {
 	id := fmt.Sprintf("go%d", os.Getpid())
 
 	var ack map[string]interface{}
-	req("e."+id+"."+device, `[{"type":"nodeType","text":"modbusIo"}]`, &ack)
+	req("e."+id+"."+device, `[{"type":"nodeType","text":"variable"}]`, &ack)
 	check(ack["ok"] == true && len(ack) == 1, "create a node with e.<node>.<parent>", ack)
 
 	ch := make(chan *nats.Msg, 4)
@@ -90,7 +90,7 @@ func main() {
 	req("nodes.all."+id, "", &r)
 	check(len(r.Nodes) == 1, "nodes.all.<node> finds the node", r)
 	n := r.Nodes[0]
-	check(n.ID == id && n.Type == "modbusIo" && n.Parent == device && !n.Tombstone, "id, type, parent, tombstone", n)
+	check(n.ID == id && n.Type == "variable" && n.Parent == device && !n.Tombstone, "id, type, parent, tombstone", n)
 	var vs *point
 	for i := range n.Points {
 		if n.Points[i].Type == "valueSet" {
@@ -100,7 +100,7 @@ func main() {
 	check(vs != nil && vs.Key == "0" && *vs.Value == -12.75 && vs.Time == t, "value, key and nanosecond time", vs)
 
 	var e map[string]string
-	req("e."+id+"."+id, `[{"type":"nodeType","text":"x"}]`, &e)
+	req("e."+id+"."+id, `[{"type":"nodeType","text":"variable"}]`, &e)
 	check(strings.Contains(e["error"], "own parent"), "a node cannot be its own parent", e)
 	req("nodes.all.all", "", &e)
 	check(strings.Contains(e["error"], "name a parent"), "nodes.all.all is refused", e)

@@ -6,8 +6,9 @@
  * read out of bounds (ASan/UBSan catch that). An input that decodes must survive
  * encode -> decode unchanged, bit for bit, and encoding the result again must give
  * the same text: that is what lets points travel bus -> store -> sync -> cloud
- * without drifting. Short inputs are also fed to ep_time_parse(), whose result must
- * survive format -> parse, and to ep_duration_parse().
+ * without drifting. Every text that decodes is valid UTF-8. Short inputs are also
+ * fed to ep_time_parse(), whose result must survive format -> parse, and to
+ * ep_duration_parse().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,9 @@ static void check_points(const char *data, size_t size)
 		ep_points_free(&a); /* the array may have grown before the error */
 		return;
 	}
+	for (size_t i = 0; i < a.n; i++)
+		if (a.v[i].text != NULL && !ep_utf8_valid(a.v[i].text, NULL))
+			fail("a decoded text is not UTF-8", a.v[i].text);
 	char *json = ep_points_to_json(a.v, a.n);
 	if (ep_points_from_json(json, strlen(json), NOW, &b, &eb) != 0)
 		fail(eb.msg, json);

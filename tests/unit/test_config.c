@@ -640,3 +640,45 @@ TEST(config_apply_merges)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ASSERT_INT_EQ(uv_loop_close(&loop), 0);
 }
+
+/* A file with levels nested groups g1 > g2 > ... (heap text; ep_free it). */
+static char *nested_groups(int levels)
+{
+	size_t sz = 64 + (size_t)levels * 64, n = 0;
+	char *s = ep_malloc(sz);
+	n += snprintf(s + n, sz - n, "{\"device_id\": \"gw\", \"nodes\": [");
+	for (int i = 1; i <= levels; i++)
+		n += snprintf(s + n, sz - n, "{\"id\": \"g%d\", \"type\": \"group\"%s", i,
+			      i < levels ? ", \"children\": [" : "");
+	for (int i = levels; i >= 1; i--)
+		n += snprintf(s + n, sz - n, "%s", i < levels ? "]}" : "}");
+	snprintf(s + n, sz - n, "]}");
+	return s;
+}
+
+TEST(config_tree_depth_limit)
+{
+	struct config c;
+	char *ok = nested_groups(EP_TREE_DEPTH_MAX);
+	parse_ok(ok, &c);
+	const struct config_node *n = &c.nodes[0];
+	for (int i = 1; i < EP_TREE_DEPTH_MAX; i++)
+		n = &n->children[0];
+	ASSERT_STR_EQ(n->id, "g64");
+	ASSERT_INT_EQ(n->nchildren, 0);
+	config_free(&c);
+	ep_free(ok);
+
+	/* One level more is refused; the path, ~800 characters, loses its middle. */
+	char want[512], *bad = nested_groups(EP_TREE_DEPTH_MAX + 1);
+	size_t k = snprintf(want, sizeof(want), NAME ": nodes[0]");
+	for (int i = 0; i < 4; i++)
+		k += snprintf(want + k, sizeof(want) - k, ".children[0]");
+	k += snprintf(want + k, sizeof(want) - k, "...children[0]");
+	for (int i = 0; i < 13; i++)
+		k += snprintf(want + k, sizeof(want) - k, ".children[0]");
+	snprintf(want + k, sizeof(want) - k, ": node \"g65\" is 65 levels below the device; a "
+		 "tree may be at most 64 levels deep (move the node up or drop a group)");
+	ASSERT_STR_EQ(error_of(bad), want);
+	ep_free(bad);
+}

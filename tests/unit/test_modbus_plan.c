@@ -6,6 +6,12 @@
 #include <math.h>
 
 #include "modbus/internal.h"
+
+/* The settings of an IO, as io.c keeps them (for mb_pts_merge). */
+static const char *const io_types[] = {"unitId", "table", "address", "format", "byteOrder",
+				       "scale", "offset", "readOnly", "deadband",
+				       "refreshPeriod", NULL};
+static const char *const NULL_TYPES[] = {NULL};
 #include "task.h"
 
 static struct mb_plan_item item(unsigned unit, unsigned table, unsigned addr, unsigned count)
@@ -184,7 +190,7 @@ static const char *io_error(bool rtu, const char *t1, double v1, const char *s1,
 		ep_point_set_text(&in, s1);
 	else
 		in.value = v1, in.has_value = true;
-	mb_pts_merge(&p, &in);
+	mb_pts_merge(&p, &in, io_types, NULL_TYPES);
 	ep_point_clear(&in);
 	if (t2) {
 		ep_point_init(&in);
@@ -194,7 +200,7 @@ static const char *io_error(bool rtu, const char *t1, double v1, const char *s1,
 			ep_point_set_text(&in, s2);
 		else
 			in.value = v2, in.has_value = true;
-		mb_pts_merge(&p, &in);
+		mb_pts_merge(&p, &in, io_types, NULL_TYPES);
 		ep_point_clear(&in);
 	}
 	memset(&eb, 0, sizeof(eb));
@@ -333,16 +339,24 @@ TEST(modbus_cfg_last_write_wins)
 	b = a;
 	b.time = 5;
 	b.value = 2;
-	ASSERT(mb_pts_merge(&p, &a));
-	ASSERT(!mb_pts_merge(&p, &b)); /* older */
-	ASSERT(!mb_pts_merge(&p, &a)); /* identical */
+	ASSERT(mb_pts_merge(&p, &a, io_types, NULL_TYPES));
+	ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES)); /* older */
+	ASSERT(!mb_pts_merge(&p, &a, io_types, NULL_TYPES)); /* identical */
 	ASSERT(mb_pts_get(&p, "address")->value == 1);
 	b.time = 11;
-	ASSERT(mb_pts_merge(&p, &b));
+	ASSERT(mb_pts_merge(&p, &b, io_types, NULL_TYPES));
 	ASSERT(mb_pts_get(&p, "address")->value == 2);
 	ep_strlcpy(b.key, "1", sizeof(b.key));
 	b.time = 12;
-	ASSERT(!mb_pts_merge(&p, &b)); /* keys other than "0" are not settings */
+	ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES)); /* keys other than "0" are not settings */
+	ASSERT_INT_EQ(p.n, 1);
+	/* Types the module does not use are not kept: a client cannot grow the list. */
+	for (int i = 0; i < 1000; i++) {
+		ep_point_init(&b);
+		snprintf(b.type, sizeof(b.type), "junk%d", i);
+		b.time = 20;
+		ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES));
+	}
 	ASSERT_INT_EQ(p.n, 1);
 	ep_points_free(&p);
 }
