@@ -124,6 +124,24 @@ struct store_change {
 typedef void (*store_change_cb)(void *arg, const struct store_change *c);
 void store_on_change(struct store *st, store_change_cb cb, void *arg);
 
+/*
+ * A write a client asked for (the data plane's p.* and e.*): like store_write_points()
+ * (parent NULL) or store_write_edge(), but node points for a node that has no live
+ * edge are refused (EP_EDELETED: a deleted node, restore it first), and cb learns
+ * what happened to each point: whether it won the merge and, if not, the time of
+ * the point stored instead (0 if none). r is valid during the call only.
+ */
+struct store_point_result {
+	const char *type, *key;
+	int64_t time;        /* the point's own */
+	bool won;
+	int64_t stored_time; /* when it lost: the time of what is stored */
+};
+typedef void (*store_result_cb)(void *arg, int status, const struct store_point_result *r,
+				size_t n);
+int store_write_checked(struct store *st, const char *node, const char *parent,
+			const struct ep_point *p, size_t n, store_result_cb cb, void *arg);
+
 /* Blocks until everything queued before the call is committed and its callbacks
  * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
 int store_flush(struct store *st);

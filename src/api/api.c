@@ -70,23 +70,68 @@ static void write_error(const struct pending *pw, int status, char *msg, size_t 
 	else if (status == EP_ECYCLE)
 		snprintf(msg, sz, "%s under %s would make %s its own ancestor", pw->node,
 			 pw->parent, pw->node);
+	else if (status == EP_EDEEP)
+		snprintf(msg, sz, "%s under %s would put nodes more than %d levels below the device "
+			 "(EP_TREE_DEPTH_MAX, as in the configuration file)", pw->node, pw->parent,
+			 EP_TREE_DEPTH_MAX);
 	else if (status == EP_ETREE)
 		snprintf(msg, sz, "%s may not be under %s: their node types do not allow it "
 			 "(docs/config.md, \"Tree rules\")", pw->node, pw->parent);
+	else if (status == EP_EDELETED)
+		snprintf(msg, sz, "node %s is deleted: restore it (tombstone 0 on its edge) before "
+			 "writing its points", pw->node);
 	else if (status == EP_ECLOSED)
 		snprintf(msg, sz, "the store is closed");
 	else
 		snprintf(msg, sz, "%s", ep_strerror(status));
 }
 
-static void on_written(void *arg, int status)
+/*
+ * The reply to a write that committed: {"ok":true} when every point won the merge,
+ * else {"ok":true,"applied":N,"notApplied":[{"type","key","reason"}]} naming each
+ * point that lost and the time of what is stored instead.
+ */
+static void reply_applied(struct api *a, const char *reply, int status,
+			  const struct store_point_result *r, size_t n)
+{
+	if (reply == NULL || a->stopped)
+		return;
+	if ((size_t)status == n) {
+		api__reply(a, reply, NULL);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddBoolToObject(o, "ok", true);
+	cJSON_AddNumberToObject(o, "applied", status);
+	cJSON *arr = cJSON_AddArrayToObject(o, "notApplied");
+	for (size_t i = 0; i < n; i++) {
+		char why[96], t[EP_TIME_TEXT_MAX];
+		if (r[i].won)
+			continue;
+		ep_time_format(r[i].stored_time, t);
+		snprintf(why, sizeof(why), r[i].stored_time > r[i].time
+				   ? "a newer value is stored (time %s)"
+				   : "the same time is stored with another origin (time %s)", t);
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "type", r[i].type);
+		cJSON_AddStringToObject(e, "key", r[i].key);
+		cJSON_AddStringToObject(e, "reason", why);
+		cJSON_AddItemToArray(arr, e);
+	}
+	char *s = cJSON_PrintUnformatted(o);
+	bus_publish(a->bus, reply, NULL, s, strlen(s));
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+static void on_written(void *arg, int status, const struct store_point_result *r, size_t n)
 {
 	struct pending *pw = arg;
 	struct api *a = pw->api;
-	char msg[2 * EP_TOKEN_MAX + 96];
+	char msg[3 * EP_TOKEN_MAX + 96];
 
 	if (status >= 0) {
-		api__reply(a, pw->reply, NULL);
+		reply_applied(a, pw->reply, status, r, n);
 	} else {
 		write_error(pw, status, msg, sizeof(msg));
 		a->refused++;
@@ -107,10 +152,7 @@ int api__write(struct api *a, const char *reply, const char *node, const char *p
 	ep_strlcpy(pw->node, node, sizeof(pw->node));
 	ep_strlcpy(pw->parent, parent ? parent : "", sizeof(pw->parent));
 	pw->reply = reply ? ep_strdup(reply) : NULL;
-	if (parent)
-		rc = store_write_edge(a->store, node, parent, pts->v, pts->n, on_written, pw);
-	else
-		rc = store_write_points(a->store, node, pts->v, pts->n, on_written, pw);
+	rc = store_write_checked(a->store, node, parent, pts->v, pts->n, on_written, pw);
 	if (rc < 0) {
 		ep_free(pw->reply);
 		ep_free(pw);

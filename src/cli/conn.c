@@ -261,6 +261,17 @@ int cli_request_ok(struct cli *c, const char *subject, const char *payload)
 	if (rc != 0)
 		return rc;
 	bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok"));
+	const cJSON *na = cJSON_GetObjectItemCaseSensitive(r, "notApplied");
+	if (ok && cJSON_GetArraySize(na) > 0) {
+		/* The write was taken, but some points lost the merge: nothing changed
+		 * for them, and the command says so. */
+		const cJSON *e;
+		cJSON_ArrayForEach(e, na)
+			fprintf(stderr, "edgepoint %s: %s %s: not applied: %s\n", c->cmd,
+				cli_str(e, "type"), cli_str(e, "key"), cli_str(e, "reason"));
+		cJSON_Delete(r);
+		return EP_EXIT_FAILURE;
+	}
 	cJSON_Delete(r);
 	return ok ? 0 : cli_fail(c->cmd, "%s: unexpected answer", subject);
 }

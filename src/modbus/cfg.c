@@ -25,7 +25,7 @@ bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *
 		  const char *const *other)
 {
 	if (strcmp(in->key, "0") != 0 ||
-	    (mb_name_index(cfg, in->type) < 0 && mb_name_index(other, in->type) < 0))
+	    (cfg && mb_name_index(cfg, in->type) < 0 && mb_name_index(other, in->type) < 0))
 		return false;
 	for (size_t i = 0; i < cur->n; i++) {
 		struct ep_point *p = &cur->v[i];

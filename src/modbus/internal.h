@@ -186,7 +186,8 @@ bool mb_bus_cfg_same_link(const struct mb_bus_cfg *a, const struct mb_bus_cfg *b
  * the module. The points come from the store (a query at start) and the change feed
  * (committed changes), and the module's own publishes; the newest by
  * ep_point_wins() is kept, so a query answered after a newer change cannot undo it.
- * Returns true if in is kept. mb_pts_get() finds a point by type.
+ * Returns true if in is kept. cfg NULL keeps every type (tests and fuzz targets
+ * that check settings of either kind). mb_pts_get() finds a point by type.
  */
 bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *const *cfg,
 		  const char *const *other);

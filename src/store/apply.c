@@ -98,6 +98,23 @@ static int hash_password(struct store_req *r, struct store_pt *p)
 	return 0;
 }
 
+/* The time of the point stored where p lost (checked writes), 0 if none. */
+static int64_t stored_time(struct store *st, const struct store_req *r, const struct store_pt *p)
+{
+	sqlite3_stmt *s = st->ws[r->edge ? WS_EDGE_POINT_TIME : WS_POINT_TIME];
+	int64_t t = 0;
+
+	sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, p->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, p->key, -1, SQLITE_STATIC);
+	if (r->edge)
+		sqlite3_bind_text(s, 4, r->parent, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		t = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return t;
+}
+
 /*
  * Merges r's points (node points of a node of type ntype, or edge points when
  * r->edge), marks each winner (won, for the change feed) and records it in the
@@ -126,8 +143,11 @@ static int merge_points(struct store *st, struct store_req *r, const char *ntype
 		rc = upsert(st, s);
 		if (rc < 0)
 			return rc;
-		if (rc == 0)
+		if (rc == 0) {
+			if (r->checked)
+				p->stored_time = stored_time(st, r, p);
 			continue;
+		}
 		p->won = true;
 		winners++;
 		if (r->edge && strcmp(p->type, "nodeType") == 0)
@@ -149,6 +169,8 @@ static int apply_points(struct store *st, struct store_req *r)
 	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, r->ntype);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
+	if (r->checked && (rc = probe(st, WS_NODE_LIVE, r->node, NULL, NULL, NULL)) <= 0)
+		return rc < 0 ? rc : EP_EDELETED;
 	return merge_points(st, r, r->ntype, NULL, NULL);
 }
 
@@ -417,6 +439,14 @@ static int merge_edge(struct store *st, struct store_req *r)
 		rc = probe(st, WS_CYCLE, r->node, r->parent, NULL, NULL);
 		if (rc != 0)
 			return rc < 0 ? rc : EP_ECYCLE;
+	}
+	if (live && !was_live) {
+		int level = 0, height = 0;
+		if ((rc = probe(st, WS_LEVEL, r->parent, NULL, &level, NULL)) < 0 ||
+		    (rc = probe(st, WS_HEIGHT, r->node, NULL, &height, NULL)) < 0)
+			return rc;
+		if (strcmp(r->parent, "root") != 0 && level + 1 + height > EP_TREE_DEPTH_MAX)
+			return EP_EDEEP;
 	}
 	/* A delete (or a repeat) is never refused: only what is new is checked. */
 	if (type_won || (live && !was_live)) {

@@ -31,6 +31,7 @@ struct store_pt {
 	bool has_value;
 	bool tombstone;
 	bool won; /* set by the worker: this point won the merge (the change feed) */
+	int64_t stored_time; /* checked writes that lost: the time of what is stored */
 };
 
 /* A string a request's point refers to once the worker replaced its text. */
@@ -51,6 +52,8 @@ struct store_req {
 	char node[EP_TOKEN_MAX + 1];
 	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
 	store_write_cb cb;
+	store_result_cb rcb; /* store_write_checked(): instead of cb */
+	bool checked;        /* refuse node points of a deleted node; note lost times */
 	void *arg;
 	int status;   /* set by the worker: winners or a negative EP_E* code */
 	uint64_t seq; /* enqueue order, 1-based */
@@ -81,6 +84,11 @@ enum {
 	WS_CYCLE,
 	WS_LIVE_EDGES,
 	WS_LIVE_CHILD_TYPES,
+	WS_LEVEL,
+	WS_HEIGHT,
+	WS_NODE_LIVE,
+	WS_POINT_TIME,
+	WS_EDGE_POINT_TIME,
 	WS_OUTBOX_APPEND,
 	WS_OUTBOX_MAX_ID,
 	WS_OUTBOX_SUM,

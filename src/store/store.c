@@ -76,6 +76,22 @@ static const char *const ws_sql[WS_MAX] = {
 	[WS_LIVE_CHILD_TYPES] =
 		"SELECT DISTINCT n.type FROM edges e JOIN nodes n ON n.id = e.node "
 		"WHERE e.parent = ?1 AND e.tombstone = 0",
+	/* How many levels below the device ?1 is (the device: 0), counting its live
+	 * ancestors; and how many levels of live descendants ?1 has. Both stop a little
+	 * past the limit (apply.c, EP_TREE_DEPTH_MAX). */
+	[WS_LEVEL] =
+		"WITH RECURSIVE anc(id, n) AS (SELECT ?1, 0 UNION ALL SELECT e.parent, anc.n + 1 "
+		"FROM edges e JOIN anc ON e.node = anc.id WHERE e.tombstone = 0 AND "
+		"e.parent != 'root' AND anc.n <= 1000) SELECT max(n) FROM anc",
+	[WS_HEIGHT] =
+		"WITH RECURSIVE d(id, h) AS (SELECT ?1, 0 UNION ALL SELECT e.node, d.h + 1 "
+		"FROM edges e JOIN d ON e.parent = d.id WHERE e.tombstone = 0 AND d.h <= 1000) "
+		"SELECT max(h) FROM d",
+	[WS_NODE_LIVE] = "SELECT 1 FROM edges WHERE node = ?1 AND tombstone = 0 LIMIT 1",
+	[WS_POINT_TIME] = "SELECT time FROM points WHERE node = ?1 AND type = ?2 AND key = ?3",
+	[WS_EDGE_POINT_TIME] =
+		"SELECT time FROM edge_points WHERE node = ?1 AND parent = ?4 AND type = ?2 AND "
+		"key = ?3",
 	[WS_OUTBOX_APPEND] =
 		"INSERT INTO outbox(node, type, key, time, value, text, tombstone, origin, "
 		"parent, edge, bytes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

@@ -87,6 +87,23 @@ static void feed(struct store *st, const struct store_req *r)
 		ep_free(v);
 }
 
+/* Tells a checked write's caller what became of each of its points. */
+static void results(const struct store_req *r)
+{
+	struct store_point_result stack[FEED_STACK], *v = stack;
+	if (r->n > FEED_STACK)
+		v = ep_malloc(r->n * sizeof(*v));
+	for (size_t i = 0; i < r->n; i++) {
+		const struct store_pt *q = &r->p[i];
+		v[i] = (struct store_point_result){.type = q->type, .key = q->key, .time = q->time,
+						   .won = r->status >= 0 && q->won,
+						   .stored_time = q->stored_time};
+	}
+	r->rcb(r->arg, r->status, v, r->n);
+	if (v != stack)
+		ep_free(v);
+}
+
 void store_on_change(struct store *st, store_change_cb cb, void *arg)
 {
 	st->change_cb = cb;
@@ -120,7 +137,9 @@ static void run_done(struct store *st)
 				if (d->status > 0)
 					feed(st, d);
 		}
-		if (r->cb != NULL)
+		if (r->rcb != NULL)
+			results(r);
+		else if (r->cb != NULL)
 			r->cb(r->arg, r->status);
 		req_free(r);
 	}
@@ -358,25 +377,38 @@ static int enqueue(struct store *st, struct store_req *r)
 	return 0;
 }
 
-static int write_req(struct store *st, bool edge, bool unrecorded, const char *node,
-		     const char *parent, const struct ep_point *p, size_t n, store_write_cb cb,
-		     void *arg)
+/* A checked copy of the request, not queued yet; NULL with *rc set on bad input. */
+static struct store_req *make_req(struct store *st, bool edge, const char *node,
+				  const char *parent, const struct ep_point *p, size_t n, int *rc)
 {
-	struct store_req *r;
 	ssize_t bytes;
 
-	if (st == NULL)
-		return EP_ECLOSED;
+	*rc = EP_EINVAL;
+	if (st == NULL) {
+		*rc = EP_ECLOSED;
+		return NULL;
+	}
 	if (node == NULL || !ep_token_validn(node, strnlen(node, EP_TOKEN_MAX + 1)) ||
 	    (edge && (parent == NULL ||
 		      !ep_token_validn(parent, strnlen(parent, EP_TOKEN_MAX + 1)))) ||
 	    (n > 0 && p == NULL) || n > SIZE_MAX / 4 / sizeof(*p))
-		return EP_EINVAL;
+		return NULL;
 	bytes = points_size(p, n);
 	if (bytes < 0)
-		return EP_EINVAL;
-	r = req_new(node, edge ? parent : NULL, p, n, (size_t)bytes);
+		return NULL;
+	struct store_req *r = req_new(node, edge ? parent : NULL, p, n, (size_t)bytes);
 	r->edge = edge;
+	return r;
+}
+
+static int write_req(struct store *st, bool edge, bool unrecorded, const char *node,
+		     const char *parent, const struct ep_point *p, size_t n, store_write_cb cb,
+		     void *arg)
+{
+	int rc;
+	struct store_req *r = make_req(st, edge, node, parent, p, n, &rc);
+	if (r == NULL)
+		return rc;
 	r->unrecorded = unrecorded;
 	r->cb = cb;
 	r->arg = arg;
@@ -387,6 +419,19 @@ int store_write_points(struct store *st, const char *node, const struct ep_point
 		       size_t n, store_write_cb cb, void *arg)
 {
 	return write_req(st, false, false, node, NULL, p, n, cb, arg);
+}
+
+int store_write_checked(struct store *st, const char *node, const char *parent,
+			const struct ep_point *p, size_t n, store_result_cb cb, void *arg)
+{
+	int rc;
+	struct store_req *r = make_req(st, parent != NULL, node, parent, p, n, &rc);
+	if (r == NULL)
+		return rc;
+	r->checked = true;
+	r->rcb = cb;
+	r->arg = arg;
+	return enqueue(st, r);
 }
 
 int store_write_points_unrecorded(struct store *st, const char *node, const struct ep_point *p,

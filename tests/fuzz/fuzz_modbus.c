@@ -45,7 +45,7 @@ static void check_settings(const uint8_t *data, size_t size)
 	struct ep_points merged;
 	ep_points_init(&merged);
 	for (size_t i = 0; i < pts.n; i++)
-		mb_pts_merge(&merged, &pts.v[i]);
+		mb_pts_merge(&merged, &pts.v[i], NULL, NULL);
 	for (int rtu = 0; rtu < 2; rtu++) {
 		eb.msg[0] = '\0';
 		if (mb_io_cfg_parse(&merged, rtu, &io, &eb) != 0) {

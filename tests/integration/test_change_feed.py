@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Daemon, NatsClient, free_port, wait_for
+from conftest import BIN, Daemon, NatsClient, free_port, run, wait_for
 from mbsim import Sim, stop_clean, wait_value
 
 HOUR = 3600 * 10**9
@@ -213,4 +213,36 @@ def test_watch_follows_the_feed_by_default(tmp_path):
     finally:
         p.send_signal(signal.SIGINT)
         assert p.wait(10) == 0
+        assert d.stop() == 0
+
+
+def test_replies_say_what_was_applied(tmp_path):
+    nodes = [{"id": "v1", "type": "variable"}, {"id": "v2", "type": "variable"}]
+    d = Daemon(tmp_path, config={"nodes": nodes}).start()
+    try:
+        c = d.client()
+        now = now_ns()
+        assert c.request("p.v1", json.dumps([{"type": "sp", "time": t(now), "value": 1}])) \
+            == {"ok": True}
+        r = c.request("p.v1", json.dumps([{"type": "sp", "time": t(now - 10**9), "value": 8},
+                                          {"type": "other", "value": 3}]))
+        assert r == {"ok": True, "applied": 1, "notApplied": [
+            {"type": "sp", "key": "0",
+             "reason": "a newer value is stored (time %s)" % t(now)}]}, r
+        # The command line says so and exits non-zero (a newer value, as after a
+        # clock step: within max_clock_skew ahead).
+        ahead = now_ns() + 60 * 10**9
+        assert c.request("p.v2", json.dumps([{"type": "sp", "time": t(ahead), "value": 1}])) \
+            == {"ok": True}
+        r = run(["set", "v2", "sp", "8", "-s", "nats://127.0.0.1:%d" % d.port])
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "sp 0: not applied: a newer value is stored (time %s)" % t(ahead) in r.stderr
+        assert "v2 sp = 8" not in r.stdout
+        # A write to a deleted node is refused, and changes nothing.
+        assert c.request("e.v1.gw-test", '[{"type":"tombstone","value":1}]') == {"ok": True}
+        r = c.request("p.v1", json.dumps([{"type": "sp", "value": 9}]))
+        assert r == {"error": "node v1 is deleted: restore it (tombstone 0 on its edge) "
+                              "before writing its points"}, r
+        c.close()
+    finally:
         assert d.stop() == 0

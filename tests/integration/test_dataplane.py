@@ -60,7 +60,10 @@ def test_points_are_delivered_to_subscribers(gw, c):
 
 def test_older_point_loses(c):
     assert c.request("p.t1", '[{"type":"lww","value":2,"time":"2026-01-01T00:00:02Z"}]') == {"ok": True}
-    assert c.request("p.t1", '[{"type":"lww","value":1,"time":"2026-01-01T00:00:01Z"}]') == {"ok": True}
+    assert c.request("p.t1", '[{"type":"lww","value":1,"time":"2026-01-01T00:00:01Z"}]') == {
+        "ok": True, "applied": 0, "notApplied": [{
+            "type": "lww", "key": "0",
+            "reason": "a newer value is stored (time 2026-01-01T00:00:02.000000000Z)"}]}
     [n] = node(c, "nodes.all.t1")
     assert [p["value"] for p in n["points"] if p["type"] == "lww"] == [2]
 

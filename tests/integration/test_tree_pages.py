@@ -227,9 +227,8 @@ def test_a_tree_at_the_depth_limit_loads_prints_and_exports(tmp_path):
         finally:
             d2.stop()
 
-        # One level more at runtime (a group at level 64, a variable under it): refused
-        # by the edge rules, or else refused by tree and export with a message that
-        # says why (never a crash, a cut tree or a file that does not load).
+        # One level more at runtime (a group at level 64, a variable under it): the
+        # store refuses it, as check-config refuses it in a file.
         cli = d.client()
         acks = []
         for node, parent, typ in (("x%d" % DEPTH_MAX, "g%d" % (DEPTH_MAX - 1), "group"),
@@ -239,12 +238,20 @@ def test_a_tree_at_the_depth_limit_loads_prints_and_exports(tmp_path):
             acks.append(ack)
         cli.close()
         assert acks[0] == {"ok": True} or acks[0].get("ok") is True, acks
-        if "error" not in acks[1]:
-            for cmd in ("tree", "export"):
-                r = ep(d, cmd)
-                assert r.returncode == 1, (cmd, r.stdout[-300:], r.stderr)
-                assert ("x%d has children %d levels down: the tree is deeper than the %d "
-                        "levels a tree may have" % (DEPTH_MAX, DEPTH_MAX, DEPTH_MAX)) in r.stderr
+        assert acks[1] == {"error": "x%d under x%d would put nodes more than %d levels below "
+                           "the device (EP_TREE_DEPTH_MAX, as in the configuration file)"
+                           % (DEPTH_MAX + 1, DEPTH_MAX, DEPTH_MAX)}, acks
+        # Moving a subtree so that its leaves would pass the limit is refused too:
+        # h1 (with a child h2) from the device to g63 would put h2 at level 65.
+        cli = d.client()
+        dev = d.config["device_id"]
+        for node, parent in (("h1", dev), ("h2", "h1")):
+            _, ack = query(cli, "e.%s.%s" % (node, parent), '[{"type":"nodeType","text":"group"}]')
+            assert ack.get("ok") is True, ack
+        _, ack = query(cli, "e.h1.g%d" % (DEPTH_MAX - 1), '[{"type":"nodeType","text":"group"}]')
+        cli.close()
+        assert "levels below the device" in ack.get("error", ""), ack
+        assert ep(d, "tree").returncode == 0 and ep(d, "export").returncode == 0
     finally:
         d.stop()
 

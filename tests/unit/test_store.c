@@ -327,21 +327,22 @@ TEST(store_cycles_refused)
 
 	ASSERT_INT_EQ(create(st, "a", "root", "device", T0), 1);
 	ASSERT_INT_EQ(create(st, "a", "a", "device", T0), EP_ECYCLE);
-	/* A chain a <- n0 <- n1 <- ... <- n99; hanging a under n99 is a cycle. */
+	/* A chain a <- n0 <- n1 <- ... <- n59 (within EP_TREE_DEPTH_MAX); hanging a
+	 * under n59 is a cycle. */
 	snprintf(parent, sizeof(parent), "a");
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 60; i++) {
 		snprintf(id, sizeof(id), "n%d", i);
 		ASSERT_INT_EQ(create(st, id, parent, "group", T0), 1);
 		snprintf(parent, sizeof(parent), "%s", id);
 	}
-	ASSERT_INT_EQ(create(st, "a", "n99", "device", T0 + 1), EP_ECYCLE);
+	ASSERT_INT_EQ(create(st, "a", "n59", "device", T0 + 1), EP_ECYCLE);
 	ASSERT_INT_EQ(create(st, "n0", "n1", "group", T0 + 1), EP_ECYCLE);
 	/* The refused edges left nothing behind. */
 	ASSERT_INT_EQ(sql_int(test_path("ep.db"),
-			      "SELECT count(*) FROM edges WHERE node = 'a' AND parent = 'n99'"),
+			      "SELECT count(*) FROM edges WHERE node = 'a' AND parent = 'n59'"),
 		      0);
 	ASSERT_INT_EQ(sql_int(test_path("ep.db"),
-			      "SELECT count(*) FROM edge_points WHERE parent = 'n99'"),
+			      "SELECT count(*) FROM edge_points WHERE parent = 'n59'"),
 		      0);
 	ASSERT_INT_EQ(store_node_get(st, "a", &node), 0);
 	ASSERT_STR_EQ(node.parent, "root");
