@@ -68,6 +68,17 @@ static void publish(struct api *a, const struct store_change *c)
 	cJSON_Delete(arr);
 }
 
+static void unlink_free(struct api *a, struct api_csub *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		a->csubs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	ep_free(s);
+}
+
 void api__on_change(void *arg, const struct store_change *c)
 {
 	struct api *a = arg;
@@ -80,15 +91,8 @@ void api__on_change(void *arg, const struct store_change *c)
 	if (--a->feeding == 0) {
 		for (struct api_csub *s = a->csubs, *next; s; s = next) {
 			next = s->next;
-			if (!s->ended)
-				continue;
-			if (s->prev)
-				s->prev->next = s->next;
-			else
-				a->csubs = s->next;
-			if (s->next)
-				s->next->prev = s->prev;
-			ep_free(s);
+			if (s->ended)
+				unlink_free(a, s);
 		}
 	}
 	publish(a, c);
@@ -118,15 +122,8 @@ void api_unsubscribe_changes(struct api *a, struct api_csub *s)
 	if (a == NULL || s == NULL || s->ended)
 		return;
 	s->ended = true;
-	if (a->feeding > 0)
-		return; /* unlinked when the feed's call returns */
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		a->csubs = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	ep_free(s);
+	if (a->feeding == 0)
+		unlink_free(a, s); /* else when the feed's call returns */
 }
 
 void api__changes_free(struct api *a)
