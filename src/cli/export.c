@@ -11,6 +11,7 @@
  * gateway, stamped with the current time, so they win over older values; nothing is
  * deleted.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/internal.h"
@@ -104,6 +105,55 @@ static int find_device(struct cli *c, char *dev)
 	return rc;
 }
 
+/*
+ * A point written at run time may hold a value the file refuses (an address of
+ * 70000, say: the module reports it in lastError). When the check's message names a
+ * point ("export: nodes[0].children[3].points.address: ..."), that point is left out
+ * of the file and named on stderr, so that export always prints what it can; true
+ * if one was dropped. Any other refusal stays an error.
+ */
+static bool drop_refused_point(cJSON *file, const char *msg)
+{
+	const char *path = strncmp(msg, "export: ", 8) == 0 ? msg + 8 : msg, *p = path;
+	const char *colon = strstr(p, ": ");
+	cJSON *at = file, *parent = NULL;
+	char key[EP_TOKEN_MAX + 1] = "";
+	bool in_points = false;
+
+	if (colon == NULL)
+		return false;
+	while (p < colon) {
+		size_t n = strcspn(p, ".[:");
+		if (n > EP_TOKEN_MAX || p + n > colon)
+			return false;
+		memcpy(key, p, n);
+		key[n] = '\0';
+		parent = at;
+		at = cJSON_GetObjectItemCaseSensitive(at, key);
+		p += n;
+		while (at && *p == '[') {
+			char *end;
+			long i = strtol(p + 1, &end, 10);
+			if (*end != ']')
+				return false;
+			at = cJSON_GetArrayItem(at, (int)i);
+			p = end + 1;
+		}
+		if (at == NULL)
+			return false;
+		if (in_points)
+			break; /* points.<type> found */
+		in_points = strcmp(key, "points") == 0 && *p == '.';
+		if (*p == '.')
+			p++;
+	}
+	if (!in_points || parent == NULL || at == NULL)
+		return false;
+	fprintf(stderr, "export: %.*s not exported: %s\n", (int)(colon - path), path, colon + 2);
+	cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+	return true;
+}
+
 static const char export_help[] =
 	"Prints a configuration file that recreates the gateway's node tree: the device\n"
 	"id and every node with the points a configuration file may set. Daemon settings\n"
@@ -134,18 +184,20 @@ int cli_export(int argc, char **argv)
 		cJSON_AddItemToArray(top, nj);
 	}
 	cJSON_Delete(nodes);
-	if (rc == 0) {
+	while (rc == 0) {
 		char *text = cJSON_Print(file);
 		struct config cfg;
 		struct ep_errbuf eb = {{0}};
-		if (config_parse("export", text, strlen(text), 0, &cfg, &eb) < 0) {
-			rc = cli_fail("export", "the tree does not make a valid configuration file: %s",
-				      eb.msg);
-		} else {
+		if (config_parse("export", text, strlen(text), 0, &cfg, &eb) == 0) {
 			puts(text);
 			config_free(&cfg);
+			cJSON_free(text);
+			break;
 		}
 		cJSON_free(text);
+		if (!drop_refused_point(file, eb.msg))
+			rc = cli_fail("export", "the tree does not make a valid configuration file: %s",
+				      eb.msg);
 	}
 	cJSON_Delete(file);
 out_close:

@@ -131,6 +131,9 @@ static void value_text(const cJSON *v, char *buf, size_t sz)
 		ep_strlcpy(buf, "(value)", sz);
 		return;
 	}
+	/* A \u0000 is shown as written (ep_json_parse() made it EP_JSON_NUL). */
+	for (char *m; (m = strstr(s, EP_JSON_NUL)) != NULL;)
+		memcpy(m, "\\u0000", 6);
 	size_t n = strlen(s);
 	if (n > VALUE_TEXT_MAX && sz > VALUE_TEXT_MAX + 4) {
 		memcpy(buf, s, VALUE_TEXT_MAX);
@@ -346,6 +349,8 @@ int config__get_string(struct config__walk *w, const cJSON *v, const char **out)
 {
 	if (!cJSON_IsString(v) || v->valuestring == NULL)
 		return config__err_value(w, v, "is not a string");
+	if (strstr(v->valuestring, EP_JSON_NUL)) /* a \u0000, see ep_json_parse() */
+		return config__err(w, "holds a NUL (\\u0000): text is UTF-8 without NUL");
 	if (!config__utf8_valid(v->valuestring))
 		return config__err_value(w, v, "is not valid UTF-8");
 	*out = v->valuestring;

@@ -119,7 +119,6 @@ static int validate(struct config__walk *w, const cJSON *root, struct config *ou
 int config__parse_json(const char *name, const char *text, size_t len, cJSON **out,
 		       struct ep_errbuf *eb)
 {
-	const char *end = NULL;
 	int rc = 0;
 
 	*out = NULL;
@@ -130,13 +129,25 @@ int config__parse_json(const char *name, const char *text, size_t len, cJSON **o
 		ep_errbuf_set(eb, "%s: the file is empty (it must hold a JSON object)", name);
 		return EP_ECONFIG;
 	}
-	char *buf = ep_strndup(text, len);
-	*out = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
+	/* ep_json_parse(), not cJSON's own: a \u0000 in a string would otherwise end it
+	 * early ("a\u0000b" stored as "a"); it becomes bytes that no check accepts. */
+	size_t stop = 0;
+	*out = ep_json_parse(text, len, &stop, NULL);
+	if (*out != NULL && !blank(text + stop, len - stop)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
 	if (*out == NULL) {
-		size_t pos = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
+		/* Where cJSON stops is where the syntax error is shown (line:column). */
+		const char *end = NULL;
+		char *buf = ep_strndup(text, len);
+		cJSON *j = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1);
+		size_t pos = j == NULL && end && end >= buf && end <= buf + len ? (size_t)(end - buf)
+									    : stop <= len ? stop : len;
+		cJSON_Delete(j);
+		ep_free(buf);
 		rc = syntax_error(name, text, len, error_pos(text, pos), NULL, eb);
 	}
-	ep_free(buf);
 	return rc;
 }
 

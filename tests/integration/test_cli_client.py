@@ -199,3 +199,21 @@ def test_token_and_tls_options(tmp_path):
         assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
     finally:
         d.stop()
+
+
+def test_export_leaves_out_a_point_the_file_would_refuse(tmp_path):
+    # A value written at run time that the file's rules refuse (the Modbus module
+    # reports it in lastError) is left out and named; the rest still exports.
+    d = Daemon(tmp_path, config={"nodes": TREE}).start()
+    try:
+        assert ep(d, "set", "t1", "address", "70000").returncode == 0
+        r = ep(d, "export")
+        assert r.returncode == 0, r.stderr
+        assert ("export: nodes[0].children[0].points.address not exported: 70000 is not in "
+                "0..65535") in r.stderr, r.stderr
+        nodes = json.loads(r.stdout)["nodes"]
+        t1 = nodes[0]["children"][0]
+        assert t1["id"] == "t1" and "address" not in t1["points"]
+        assert t1["points"]["format"] == "float32"
+    finally:
+        d.stop()

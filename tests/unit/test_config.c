@@ -682,3 +682,15 @@ TEST(config_tree_depth_limit)
 	ASSERT_STR_EQ(error_of(bad), want);
 	ep_free(bad);
 }
+
+/* A \u0000 in the file no longer cuts a string short ("a\u0000b" was stored as "a"). */
+TEST(config_nul_escape_refused)
+{
+	ASSERT_STR_EQ(error_of("{\"nodes\": [{\"id\": \"v\", \"type\": \"variable\", "
+			       "\"points\": {\"description\": \"a\\u0000b\"}}]}"),
+		      NAME ": nodes[0].points.description: holds a NUL (\\u0000): text is "
+			   "UTF-8 without NUL");
+	ASSERT_STR_EQ(error_of("{\"nodes\": [{\"id\": \"v\\u0000x\", \"type\": \"variable\"}]}"),
+		      NAME ": nodes[0].id: \"v\\u0000x\" is not a token (1..64 characters of "
+			   "A-Z a-z 0-9 _ -)");
+}
