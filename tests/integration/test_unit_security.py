@@ -323,10 +323,11 @@ class TlsNatsClient(NatsClient):
         self.ping()
 
 
-def traced(out, args, as_user):
-    """argv running RELEASE under strace -f -c, as the service would (an unprivileged
-    user with dialout), the traced process being the direct child (-D)."""
-    cmd = ["strace", "-D", "-f", "-qq", "-c", "-o", out, RELEASE] + args
+def traced(out, args, as_user, exe=RELEASE):
+    """argv running exe (the release binary) under strace -f -c, as the service would
+    (an unprivileged user with dialout), the traced process being the direct child
+    (-D)."""
+    cmd = ["strace", "-D", "-f", "-qq", "-c", "-o", out, exe] + args
     if as_user:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--groups=%d" % as_user[1]] + cmd
     return cmd
@@ -360,6 +361,10 @@ def test_release_daemon_makes_only_allowed_syscalls():
     procs = []
     try:
         os.chmod(work, 0o755)
+        # A copy the unprivileged user can reach (a checkout under /root is not).
+        exe = os.path.join(work, "edgepoint")
+        shutil.copy2(RELEASE, exe)
+        os.chmod(exe, 0o755)
         gid = 65534 if as_user else os.getegid()  # the service's group (edgepoint)
         tty_gid = as_user[1] if as_user else os.getegid()  # dialout
         certs = make_certs(os.path.join(work, "certs"))
@@ -421,7 +426,7 @@ def test_release_daemon_makes_only_allowed_syscalls():
 
         # ExecStartPre, then ExecStart with a notify socket and a watchdog.
         out_check = os.path.join(traces, "check-config")
-        r = subprocess.run(traced(out_check, ["check-config", config], as_user),
+        r = subprocess.run(traced(out_check, ["check-config", config], as_user, exe),
                            capture_output=True, text=True, timeout=60, env=env)
         assert r.returncode == 0, r.stdout + r.stderr
         notify_path = os.path.join(work, "notify.sock")
@@ -432,7 +437,7 @@ def test_release_daemon_makes_only_allowed_syscalls():
         env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
         out_serve = os.path.join(traces, "serve")
         log = open(os.path.join(work, "stderr.log"), "w+")
-        d = subprocess.Popen(traced(out_serve, ["serve", "-c", config], as_user),
+        d = subprocess.Popen(traced(out_serve, ["serve", "-c", config], as_user, exe),
                              stdout=log, stderr=log, env=env, cwd=work)
         procs.append(d)
 
