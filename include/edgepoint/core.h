@@ -47,8 +47,7 @@
 	X(TLS, -1021, "TLS error")                                         \
 	X(NOSPC, -1022, "no space left on the device (the store's disk is full)") \
 	X(TREE, -1023, "not allowed by the node tree's rules") \
-	X(DEEP, -1024, "the node tree would be deeper than EP_TREE_DEPTH_MAX levels") \
-	X(DELETED, -1025, "the node is deleted")
+	X(DEEP, -1024, "the node tree would be deeper than EP_TREE_DEPTH_MAX levels")
 
 enum ep_err {
 #define EP_ERR_ENUM(name, val, msg) EP_E##name = val,

@@ -126,10 +126,12 @@ void store_on_change(struct store *st, store_change_cb cb, void *arg);
 
 /*
  * A write a client asked for (the data plane's p.* and e.*): like store_write_points()
- * (parent NULL) or store_write_edge(), but node points for a node that has no live
- * edge are refused (EP_EDELETED: a deleted node, restore it first), and cb learns
- * what happened to each point: whether it won the merge and, if not, the time of
- * the point stored instead (0 if none). r is valid during the call only.
+ * (parent NULL) or store_write_edge(), and cb learns what happened to each point:
+ * whether it won the merge and, if not, the time of the point stored instead (0 if
+ * none), and (deleted) whether node points went to a node that has no live edge:
+ * they are stored all the same (the merge must converge wherever the tombstone
+ * lands), but nothing uses them until the node is restored. r is valid during the
+ * call only.
  */
 struct store_point_result {
 	const char *type, *key;
@@ -137,8 +139,8 @@ struct store_point_result {
 	bool won;
 	int64_t stored_time; /* when it lost: the time of what is stored */
 };
-typedef void (*store_result_cb)(void *arg, int status, const struct store_point_result *r,
-				size_t n);
+typedef void (*store_result_cb)(void *arg, int status, bool deleted,
+				const struct store_point_result *r, size_t n);
 int store_write_checked(struct store *st, const char *node, const char *parent,
 			const struct ep_point *p, size_t n, store_result_cb cb, void *arg);
 

@@ -77,9 +77,6 @@ static void write_error(const struct pending *pw, int status, char *msg, size_t 
 	else if (status == EP_ETREE)
 		snprintf(msg, sz, "%s may not be under %s: their node types do not allow it "
 			 "(docs/config.md, \"Tree rules\")", pw->node, pw->parent);
-	else if (status == EP_EDELETED)
-		snprintf(msg, sz, "node %s is deleted: restore it (tombstone 0 on its edge) before "
-			 "writing its points", pw->node);
 	else if (status == EP_ECLOSED)
 		snprintf(msg, sz, "the store is closed");
 	else
@@ -89,20 +86,25 @@ static void write_error(const struct pending *pw, int status, char *msg, size_t 
 /*
  * The reply to a write that committed: {"ok":true} when every point won the merge,
  * else {"ok":true,"applied":N,"notApplied":[{"type","key","reason"}]} naming each
- * point that lost and the time of what is stored instead.
+ * point that lost and the time of what is stored instead; "nodeDeleted": true when
+ * the node has no live edge (the points are kept, nothing uses them).
  */
-static void reply_applied(struct api *a, const char *reply, int status,
+static void reply_applied(struct api *a, const char *reply, int status, bool deleted,
 			  const struct store_point_result *r, size_t n)
 {
 	if (reply == NULL || a->stopped)
 		return;
-	if ((size_t)status == n) {
+	if ((size_t)status == n && !deleted) {
 		api__reply(a, reply, NULL);
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "ok", true);
 	cJSON_AddNumberToObject(o, "applied", status);
+	if (deleted)
+		cJSON_AddBoolToObject(o, "nodeDeleted", true);
+	if ((size_t)status == n)
+		goto out_send;
 	cJSON *arr = cJSON_AddArrayToObject(o, "notApplied");
 	for (size_t i = 0; i < n; i++) {
 		char why[96], t[EP_TIME_TEXT_MAX];
@@ -118,20 +120,35 @@ static void reply_applied(struct api *a, const char *reply, int status,
 		cJSON_AddStringToObject(e, "reason", why);
 		cJSON_AddItemToArray(arr, e);
 	}
+out_send:;
 	char *s = cJSON_PrintUnformatted(o);
 	bus_publish(a->bus, reply, NULL, s, strlen(s));
 	cJSON_free(s);
 	cJSON_Delete(o);
 }
 
-static void on_written(void *arg, int status, const struct store_point_result *r, size_t n)
+static void on_written(void *arg, int status, bool deleted,
+		       const struct store_point_result *r, size_t n)
 {
 	struct pending *pw = arg;
 	struct api *a = pw->api;
 	char msg[3 * EP_TOKEN_MAX + 96];
 
 	if (status >= 0) {
-		reply_applied(a, pw->reply, status, r, n);
+		reply_applied(a, pw->reply, status, deleted, r, n);
+	} else if (pw->reply && !a->stopped && (status == EP_ENOSPC || status == EP_ESTORE)) {
+		/* A write the store could not commit: worth trying again, so besides the
+		 * message for people the reply carries the code (the sync's downlink
+		 * retries on it). */
+		write_error(pw, status, msg, sizeof(msg));
+		a->refused++;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "error", msg);
+		cJSON_AddStringToObject(o, "code", ep_err_name(status));
+		char *s = cJSON_PrintUnformatted(o);
+		bus_publish(a->bus, pw->reply, NULL, s, strlen(s));
+		cJSON_free(s);
+		cJSON_Delete(o);
 	} else {
 		write_error(pw, status, msg, sizeof(msg));
 		a->refused++;
@@ -247,8 +264,13 @@ static void on_write_reply(void *arg, int err, const struct bus_msg *m)
 	if (err == 0) {
 		o = cJSON_ParseWithLength(m->data, m->len);
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+		const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "code"));
 		if (cJSON_IsString(e)) {
 			status = EP_EINVAL;
+			/* A failure carries its code: keep it (EP_ENOSPC, EP_ESTORE...). */
+			for (int c = EP_EDEEP; code && c <= EP_EINVAL; c++)
+				if (strcmp(code, ep_err_name(c)) == 0)
+					status = c;
 			error = e->valuestring;
 		} else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ok"))) {
 			status = EP_EPROTO;

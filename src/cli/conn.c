@@ -262,7 +262,11 @@ int cli_request_ok(struct cli *c, const char *subject, const char *payload)
 		return rc;
 	bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok"));
 	const cJSON *na = cJSON_GetObjectItemCaseSensitive(r, "notApplied");
-	if (ok && cJSON_GetArraySize(na) > 0) {
+	bool deleted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "nodeDeleted"));
+	if (ok && deleted)
+		fprintf(stderr, "edgepoint %s: %s: the node is deleted: the points are stored, "
+			"but nothing uses them until it is restored\n", c->cmd, subject);
+	if (ok && (deleted || cJSON_GetArraySize(na) > 0)) {
 		/* The write was taken, but some points lost the merge: nothing changed
 		 * for them, and the command says so. */
 		const cJSON *e;

@@ -169,8 +169,11 @@ static int apply_points(struct store *st, struct store_req *r)
 	int rc = probe(st, WS_NODE_EXISTS, r->node, NULL, NULL, r->ntype);
 	if (rc <= 0)
 		return rc < 0 ? rc : EP_ENOENT;
-	if (r->checked && (rc = probe(st, WS_NODE_LIVE, r->node, NULL, NULL, NULL)) <= 0)
-		return rc < 0 ? rc : EP_EDELETED;
+	if (r->checked) {
+		if ((rc = probe(st, WS_NODE_LIVE, r->node, NULL, NULL, NULL)) < 0)
+			return rc;
+		r->deleted = rc == 0;
+	}
 	return merge_points(st, r, r->ntype, NULL, NULL);
 }
 

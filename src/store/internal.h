@@ -53,7 +53,8 @@ struct store_req {
 	char parent[EP_TOKEN_MAX + 1]; /* "" for node points */
 	store_write_cb cb;
 	store_result_cb rcb; /* store_write_checked(): instead of cb */
-	bool checked;        /* refuse node points of a deleted node; note lost times */
+	bool checked;        /* note lost times and whether the node is deleted */
+	bool deleted;        /* checked node points: the node has no live edge */
 	void *arg;
 	int status;   /* set by the worker: winners or a negative EP_E* code */
 	uint64_t seq; /* enqueue order, 1-based */

@@ -99,7 +99,7 @@ static void results(const struct store_req *r)
 						   .won = r->status >= 0 && q->won,
 						   .stored_time = q->stored_time};
 	}
-	r->rcb(r->arg, r->status, v, r->n);
+	r->rcb(r->arg, r->status, r->deleted, v, r->n);
 	if (v != stack)
 		ep_free(v);
 }

@@ -15,8 +15,10 @@
  * and every module sees the change as if a local client made it. The message is
  * acknowledged once every write has committed, or failed for good (an unknown
  * node, a refused point: logged, shown in lastError, and acknowledged so that it
- * does not come back forever). A write that timed out is not acknowledged: the
- * consumer delivers the message again after its ack wait.
+ * does not come back forever). A write that timed out, or that the store could not
+ * commit (a full disk, EP_ENOSPC, or another storage error), is not acknowledged:
+ * the consumer delivers the message again after its ack wait, so nothing the cloud
+ * sent is lost while the disk is full.
  *
  * Echoes: a point that came down wins the merge here and lands in the outbox like
  * any change. Sending it back up would be harmless (the cloud holds the same time
@@ -107,8 +109,9 @@ static void finish(struct down_msg *d)
 static void on_applied(void *arg, int status, const char *error)
 {
 	struct down_msg *d = arg;
-	if (status == EP_ETIMEDOUT || status == EP_ECLOSED)
-		d->transient = true;
+	if (status == EP_ETIMEDOUT || status == EP_ECLOSED || status == EP_ENOSPC ||
+	    status == EP_ESTORE)
+		d->transient = true; /* a full disk or a store error: it comes again */
 	else if (status < 0)
 		sync__set_error(d->s, "downlink: a change from the cloud was refused: %s", error);
 	if (--d->pending == 0)

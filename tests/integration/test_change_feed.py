@@ -238,11 +238,13 @@ def test_replies_say_what_was_applied(tmp_path):
         assert r.returncode == 1, (r.stdout, r.stderr)
         assert "sp 0: not applied: a newer value is stored (time %s)" % t(ahead) in r.stderr
         assert "v2 sp = 8" not in r.stdout
-        # A write to a deleted node is refused, and changes nothing.
+        # A write to a deleted node is kept (the merge converges wherever the
+        # tombstone lands) and the reply says the node is deleted; so does the CLI.
         assert c.request("e.v1.gw-test", '[{"type":"tombstone","value":1}]') == {"ok": True}
         r = c.request("p.v1", json.dumps([{"type": "sp", "value": 9}]))
-        assert r == {"error": "node v1 is deleted: restore it (tombstone 0 on its edge) "
-                              "before writing its points"}, r
+        assert r == {"ok": True, "applied": 1, "nodeDeleted": True}, r
+        r = run(["set", "v1", "sp", "10", "-s", "nats://127.0.0.1:%d" % d.port])
+        assert r.returncode == 1 and "the node is deleted" in r.stderr, (r.stdout, r.stderr)
         c.close()
     finally:
         assert d.stop() == 0

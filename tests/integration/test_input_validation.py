@@ -173,7 +173,8 @@ def test_full_disk_is_reported_as_such(tmp_path):
         filler = fill(str(disk))
         batch = json.dumps([{"type": "t%d" % i, "text": "x" * 1000} for i in range(200)])
         want = "no space left on the device (the store's disk is full)"
-        wait_for(lambda: c.request("p.v1", batch) == {"error": want}, timeout=10,
+        wait_for(lambda: c.request("p.v1", batch) == {"error": want, "code": "EP_ENOSPC"},
+                 timeout=10,
                  what="a write refused for the full disk")
         r = run(["set", "v1", "big", "--text", "y" * 4000, "-s", "nats://127.0.0.1:%d" % d.port])
         assert r.returncode != 0 and want in r.stderr, (r.stdout, r.stderr)
