@@ -82,14 +82,6 @@ int api_write_points(struct api *a, const char *node, const struct ep_point *p, 
 int api_write_edge(struct api *a, const char *node, const char *parent,
 		   const struct ep_point *p, size_t n, api_write_cb cb, void *arg);
 
-/* Decoded points of every accepted-looking p.<node> message matching node ("*" for
- * all nodes); node is the id from the subject. Valid only during the callback. */
-typedef void (*api_points_cb)(void *arg, const char *node, const struct ep_point *p,
-			      size_t n);
-struct api_psub;
-int api_subscribe_points(struct api *a, const char *node, api_points_cb cb, void *arg,
-			 struct api_psub **out);
-void api_unsubscribe_points(struct api *a, struct api_psub *s);
 
 /* One node as queries return it. */
 struct api_node {

@@ -42,12 +42,6 @@ int modbus_start(uv_loop_t *loop, struct bus *bus, struct api *api, const char *
 		 struct modbus **out);
 
 /*
- * Reads the node tree again and applies what changed (after a configuration reload
- * merged the file into the store without going through the bus).
- */
-void modbus_rescan(struct modbus *m);
-
-/*
  * Stops every bus: workers are told to end (a blocking request in progress ends at
  * its timeout at the latest), and the loop runs until their handles are closed.
  * Call it before api_stop(), not from a loop callback. NULL is ignored.

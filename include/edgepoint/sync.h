@@ -51,8 +51,6 @@ struct sync_opts {
  * Returns 0 or a negative EP_E* code (a bus subscription failed).
  */
 int sync_start(const struct sync_opts *o, struct sync **out);
-/* Reads the sync node again (after a reload merged the file without the bus). */
-void sync_rescan(struct sync *s);
 /*
  * Closes the link and waits, running the loop, for its store reads on the thread
  * pool. Call it before api_stop() and store_close(), not from a loop callback.

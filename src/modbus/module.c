@@ -391,12 +391,6 @@ int modbus_start(uv_loop_t *loop, struct bus *bus, struct api *api, const char *
 	return 0;
 }
 
-void modbus_rescan(struct modbus *m)
-{
-	if (m && !m->stopping)
-		scan(m, m->device, NULL);
-}
-
 void mb_module_free(struct modbus *m)
 {
 	struct mb_bus **buses = ep_malloc((m->nents + 1) * sizeof(*buses));

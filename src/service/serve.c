@@ -86,8 +86,8 @@ static void reload(struct serve *s)
 	ep_log_level = next.log_level;
 	modbus_reserve_fds(next.nodes, next.nnodes); /* buses the file added */
 	api_set_max_clock_skew(s->api, next.max_clock_skew);
-	modbus_rescan(s->modbus); /* the merge bypassed the bus */
-	sync_rescan(s->sync);
+	/* The file's changes reach the Modbus module and the sync through the change
+	 * feed, like every other committed write. */
 	config_free(&s->cfg);
 	s->cfg = next;
 	ep_log(EP_LOG_NOTICE, "service", "configuration reloaded (bus and store settings "

@@ -261,12 +261,6 @@ static void schedule_rescan(struct sync *s)
 		uv_timer_start(&s->rescan_timer, on_rescan_timer, RESCAN_DELAY_MS, 0);
 }
 
-void sync_rescan(struct sync *s)
-{
-	if (s)
-		schedule_rescan(s);
-}
-
 /* --- following the change feed ------------------------------------------------------ */
 
 /*

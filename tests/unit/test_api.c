@@ -75,13 +75,13 @@ static void on_query(void *arg, int status, const char *error, const struct api_
 			r->value = v[0].points.v[i].value;
 }
 
-static void on_points(void *arg, const char *node, const struct ep_point *p, size_t n)
+static void on_change(void *arg, const struct store_change *c)
 {
 	struct result *r = arg;
 	r->calls++;
-	r->n = n;
-	ep_strlcpy(r->node, node, sizeof(r->node));
-	r->value = p[0].value;
+	r->n = c->n;
+	ep_strlcpy(r->node, c->node, sizeof(r->node));
+	r->value = c->p[0].value;
 }
 
 static void run_until(struct env *e, const int *calls, int want)
@@ -116,21 +116,29 @@ TEST(api_write_query_subscribe)
 {
 	struct env e;
 	struct result w = {0}, q = {0}, s = {0};
-	struct api_psub *ps;
+	struct api_csub *cs;
 
 	env_start(&e);
 	create(&e, "dev", "root", "device");
 	create(&e, "io1", "dev", "modbusIo");
 	create(&e, "io2", "dev", "variable");
-	ASSERT_INT_EQ(api_subscribe_points(e.api, "*", on_points, &s, &ps), 0);
+	ASSERT_INT_EQ(api_subscribe_changes(e.api, on_change, &s, &cs), 0);
 
 	struct ep_point p = point("value", 12.5, NULL);
 	ASSERT_INT_EQ(api_write_points(e.api, "io1", &p, 1, on_write, &w), 0);
 	run_until(&e, &w.calls, 1);
 	ASSERT_INT_EQ(w.status, 0);
-	ASSERT_INT_EQ(s.calls, 1);
+	ASSERT_INT_EQ(s.calls, 1); /* the committed change, before the acknowledgement */
 	ASSERT_STR_EQ(s.node, "io1");
 	ASSERT(s.value == 12.5);
+	/* A point that loses the merge is no change. */
+	struct ep_point old = point("value", 3, NULL);
+	old.time = p.time - 1000;
+	memset(&w, 0, sizeof(w));
+	ASSERT_INT_EQ(api_write_points(e.api, "io1", &old, 1, on_write, &w), 0);
+	run_until(&e, &w.calls, 1);
+	ASSERT_INT_EQ(w.status, 0);
+	ASSERT_INT_EQ(s.calls, 1);
 
 	struct api_query one = {.node = "io1"};
 	ASSERT_INT_EQ(api_query_nodes(e.api, &one, on_query, &q), 0);
@@ -147,7 +155,7 @@ TEST(api_write_query_subscribe)
 	ASSERT_INT_EQ(q.n, 1);
 	ASSERT_STR_EQ(q.ids[0], "io2");
 
-	api_unsubscribe_points(e.api, ps);
+	api_unsubscribe_changes(e.api, cs);
 	env_stop(&e);
 }
 
