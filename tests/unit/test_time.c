@@ -207,8 +207,11 @@ TEST(time_format_round_trip)
 		ep_time_format(ns, buf);
 		ASSERT_INT_EQ(parse_ok(buf), ns);
 
-		/* The calendar arithmetic agrees with libc's. */
+		/* The calendar arithmetic agrees with libc's, where libc's time_t holds
+		 * the time (a 32-bit time_t, armhf's, ends in 2038; ours does not). */
 		time_t t = (time_t)(ns / EP_NS_PER_SEC);
+		if ((int64_t)t != ns / EP_NS_PER_SEC)
+			continue;
 		struct tm tm;
 		gmtime_r(&t, &tm);
 		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);

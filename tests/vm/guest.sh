@@ -1,10 +1,16 @@
 #!/bin/sh
 # guest.sh - runs as root inside the VM that tests/vm/run.sh boots, with systemd as
-# PID 1, from the payload disk mounted at /mnt/payload. Installs edgepoint the way
-# docs/security.md ("The service") says, starts systemd/edgepoint.service and checks
-# what the hardened unit must still allow, and what it must not. Every result is a
-# line "VMTEST ok - ..." or "VMTEST not ok - ..." on the console (ttyS0), the last
-# one "VMTEST N passed, N failed"; then the VM powers off.
+# PID 1, from the payload disk mounted at /mnt/payload, once per boot of the same
+# disk image (host.py boots it twice; ep.phase= on the kernel command line says
+# which boot this is):
+#   boot 1  installs the package (apt install ./edgepoint_*.deb) and checks what
+#           the postinst did, then the hardened unit: what it must still allow and
+#           what it must not, READY=1, the watchdog, reload, journald's priorities;
+#           writes a point and powers off.
+#   boot 2  the service came up by itself with its data; apt purge removes what the
+#           package added and keeps /var/lib/edgepoint.
+# Every result is a line "VMTEST ok - ..." or "VMTEST not ok - ..." on the console
+# (ttyS0), the last one of a boot "VMTEST N passed, N failed"; then the VM powers off.
 #
 # The host runs Modbus RTU simulators on the VM's second serial port (ttyS1, a
 # 16550 UART: the kernel's 8250 driver, major 4), holding 4321 in register 0, and on
@@ -40,8 +46,15 @@ until_ok() {
 prop() { systemctl show -p "$1" --value edgepoint; }
 journal() { journalctl -q -u edgepoint -o cat --no-pager; }
 status_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+finish() {
+	say "$pass passed, $fail failed"
+	systemctl poweroff --no-block
+	exit 0
+}
 
-say "# systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), kernel $(uname -r)"
+phase=$(sed -n 's/.*ep\.phase=\([0-9]*\).*/\1/p' /proc/cmdline)
+say "# boot ${phase:-?}: systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), kernel $(uname -r)"
+[ "$phase" = 2 ] && . $P/guest-boot2.sh
 
 # --- before the install: a GPIO chip, a PTY line, a root-era state directory ---
 modprobe gpio-mockup gpio_mockup_ranges=-1,8 2>/dev/null ||
@@ -57,16 +70,33 @@ mkdir -p /var/lib/edgepoint && touch /var/lib/edgepoint/from-root
 # interfaces, and RestrictAddressFamilies= has no AF_NETLINK.
 printf '127.0.0.1\tmulti.test\n::1\tmulti.test\n' >>/etc/hosts
 
-# --- the install, as docs/security.md says ---
-install -m 755 $P/edgepoint /usr/local/bin/edgepoint
-install -D -m 644 $P/edgepoint.sysusers /etc/sysusers.d/edgepoint.conf
-check "systemd-sysusers creates the user" systemd-sysusers /etc/sysusers.d/edgepoint.conf
-install -D -m 644 $P/60-edgepoint-gpio.rules /etc/udev/rules.d/60-edgepoint-gpio.rules
-udevadm control --reload && udevadm trigger --action=add --subsystem-match=gpio && udevadm settle
-install -d -m 750 -g edgepoint /etc/edgepoint
+# --- the install: the package, offline (its one dependency, systemd, is here) ---
+cp $P/edgepoint_*.deb /root/
+deb=$(ls /root/edgepoint_*.deb)
+say "# $(basename "$deb"): $(dpkg-deb -f "$deb" Version Architecture Depends | tr '\n' ' ')"
+t0=$(date +%s)
+check "apt install ./$(basename "$deb") (no network in the VM)" sh -c "cd /root && DEBIAN_FRONTEND=noninteractive apt install -y -q ./$(basename "$deb")"
+say "# apt install took $(($(date +%s) - t0)) s"
+check "the postinst enabled the unit" test "$(systemctl is-enabled edgepoint)" = enabled
+check "the postinst started it: active (running), StatusText from READY=1" \
+	test "$(prop ActiveState)/$(prop SubState)/$(prop StatusText)" = "active/running/running"
+check "it runs the packaged default (/usr/bin, data /var/lib/edgepoint, bus 127.0.0.1:4222)" \
+	sh -c 'readlink /proc/$(systemctl show -p MainPID --value edgepoint)/exe | grep -qx /usr/bin/edgepoint &&
+		journalctl -q -u edgepoint -o cat | grep -q "ready: device [^,]*, data /var/lib/edgepoint, bus 127.0.0.1:4222$"'
+check "the bus answers on the default configuration: edgepoint tree" edgepoint tree
+check "/etc/edgepoint/edgepoint.json is a conffile" \
+	sh -c "dpkg-query -W -f='\${Conffiles}' edgepoint | grep -q '^ /etc/edgepoint/edgepoint.json '"
+check "the configuration is root:edgepoint 0640 in a 0750 directory (statoverride)" \
+	test "$(stat -c '%U:%G %a' /etc/edgepoint /etc/edgepoint/edgepoint.json | tr '\n' ' ')" = "root:edgepoint 750 root:edgepoint 640 "
+check "check-config as the service user passes on the packaged file" \
+	runuser -u edgepoint -- edgepoint check-config /etc/edgepoint/edgepoint.json
+check "the package's files are in place" sh -c 'for f in /usr/bin/edgepoint /lib/systemd/system/edgepoint.service \
+	/usr/lib/sysusers.d/edgepoint.conf /lib/udev/rules.d/60-edgepoint-gpio.rules \
+	/usr/share/doc/edgepoint/copyright /usr/share/doc/edgepoint/examples/edgepoint-bind-low-port.conf \
+	/usr/share/man/man1/edgepoint.1.gz; do dpkg -S "$f" >/dev/null || { echo "$f"; exit 1; }; done'
+# The test's configuration replaces the default, as a site engineer's would.
 install -m 640 -g edgepoint $P/edgepoint.json /etc/edgepoint/edgepoint.json
-install -m 644 $P/edgepoint.service /etc/systemd/system/
-systemctl daemon-reload
+udevadm settle
 say "# $(id edgepoint)"
 check "the edgepoint user is in dialout and gpio" sh -c 'id -nG edgepoint | grep -qw dialout && id -nG edgepoint | grep -qw gpio'
 if [ -e /dev/gpiochip0 ]; then
@@ -90,16 +120,37 @@ check "ttyUSB0 (QEMU's FTDI adapter, ftdi_sio) is root:dialout 0660" \
 	test "$(stat -c '%U:%G %a' /dev/ttyUSB0)" = "root:dialout 660"
 
 # --- start: active only after READY=1 ---
+# A daemon that exits before READY=1 (the bus port taken) fails the start job and
+# never reaches active; Type=simple would have reported a successful start.
+systemctl stop edgepoint
+entered=$(prop ActiveEnterTimestampMonotonic)
+socat TCP-LISTEN:4222,bind=127.0.0.1,reuseaddr,fork /dev/null &
+squat=$!
+until_ok 10 sh -c 'socat -u OPEN:/dev/null TCP:127.0.0.1:4222' >/dev/null
+since=$(date '+%Y-%m-%d %H:%M:%S')
+check "start with the bus port taken: the start job fails" sh -c '! timeout 120 systemctl start edgepoint'
+# Restart=on-failure would go on trying every RestartSec: stop it while the port is
+# still taken, then look at whether any attempt reached active.
+systemctl stop edgepoint
+say "# port taken: $(prop NRestarts) restarts, result $(prop Result), active entered at $(prop ActiveEnterTimestampMonotonic) (before: $entered)"
+check "start with the bus port taken: never active" \
+	test "$(prop ActiveEnterTimestampMonotonic)" = "$entered"
+check "start with the bus port taken: the journal says why" sh -c \
+	"journalctl -q -u edgepoint -o cat --since '$since' | grep -q 'cannot listen on 127.0.0.1:4222'"
+kill $squat
+wait $squat 2>/dev/null
+systemctl reset-failed edgepoint
 t0=$(date +%s)
-check "systemctl enable --now edgepoint" systemctl enable --now edgepoint
-check "active (running) after the start job" test "$(prop ActiveState)/$(prop SubState)" = "active/running"
+check "systemctl start edgepoint (the test's configuration)" systemctl start edgepoint
+check "active (running) after the start job, StatusText=running from READY=1" \
+	test "$(prop ActiveState)/$(prop SubState)/$(prop StatusText)" = "active/running/running"
 check "the ready line is in the journal" sh -c 'journalctl -q -u edgepoint -o cat | grep -q " ready: "'
 check "ExecStartPre check-config passed (as edgepoint, the file root:edgepoint 0640)" \
 	sh -c 'journalctl -q -u edgepoint -o cat | grep -v "configuration error"; systemctl show -p ExecStartPre edgepoint | grep -q "status=0"'
 pid=$(prop MainPID)
 uid=$(id -u edgepoint)
 say "# main pid $pid: $(grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/$pid/status | tr -s '\t\n' '  ')"
-check "runs as edgepoint, not root" test "$(status_field $pid Uid)" = "$uid"
+check "runs as edgepoint, not root" test -n "$uid" -a "$(status_field $pid Uid)" = "$uid"
 check "supplementary groups dialout and gpio" sh -c "grep '^Groups:' /proc/$pid/status | grep -qw $(getent group dialout | cut -d: -f3) && grep '^Groups:' /proc/$pid/status | grep -qw $(getent group gpio | cut -d: -f3)"
 check "no capabilities: effective, bounding, ambient" \
 	test "$(status_field $pid CapEff)$(status_field $pid CapBnd)$(status_field $pid CapAmb)" = "000000000000000000000000000000000000000000000000"
@@ -128,10 +179,29 @@ say "# $(journalctl -q -u edgepoint -o cat | grep -m1 'multi.test' || true)"
 check "port 502 without the drop-in: refused (no CAP_NET_BIND_SERVICE)" \
 	until_ok 10 sh -c 'journalctl -q -u edgepoint -o cat | grep -q "cannot listen on 127.0.0.1:502: Permission denied"'
 
+# --- journald: each line with its level as PRIORITY (the <N> prefix, JOURNAL_STREAM) ---
+pri() { # pri TEXT: the PRIORITY of edgepoint's journal entries whose MESSAGE has TEXT
+	journalctl -q -u edgepoint -o json --output-fields=PRIORITY,MESSAGE --no-pager |
+		grep -F "$1" | grep -o '"PRIORITY":"[0-9]"' | grep -o '[0-9]' | sort -u | tr -d '\n'
+}
+check "journald: the refused port 502 is a warning (PRIORITY 4)" test "$(pri 'low: cannot listen on 127.0.0.1:502')" = 4
+check "journald: a Modbus line connected is info (PRIORITY 6)" test "$(pri 'uart: connected')" = 6
+check "journald: the ready line is a notice (PRIORITY 5)" test "$(pri ' ready: device vm-gw')" = 5
+check "journald: no <N> prefix left in a message" sh -c '! journalctl -q -u edgepoint -o cat | grep -q "^<[0-7]>"'
+say "# $(journalctl -q -u edgepoint -o json --output-fields=PRIORITY,MESSAGE --no-pager | grep -F 'low: cannot listen' | head -n 1)"
+
 # --- reload, watchdog ---
+# The reload file is the test's with one more node, v2: it must appear, in the
+# same process.
+install -m 640 -g edgepoint $P/edgepoint-reload.json /etc/edgepoint/edgepoint.json
+rsince=$(date '+%Y-%m-%d %H:%M:%S')
 check "systemctl reload: the file is reloaded" sh -c 'systemctl reload edgepoint &&
 	i=0; until journalctl -q -u edgepoint -o cat | grep -q "configuration reloaded"; do
 		i=$((i + 1)); [ $i -lt 15 ] || exit 1; sleep 1; done'
+check "systemctl reload: the node the file added is there" until_ok 10 sh -c 'test "$(edgepoint get v2 reloaded)" = 1'
+check "systemctl reload: same main process, no restart" test "$(prop MainPID)/$(prop NRestarts)" = "$pid/0"
+journalctl -q -u edgepoint -o cat --since "$rsince" | grep -Ev '^(modbus|sync|natsc): ' |
+	sed 's/^/VMTEST # after the reload: /'
 now=$(date +%s)
 [ $((now - t0)) -lt 40 ] && sleep $((40 - (now - t0)))
 check "alive past WatchdogSec=30s: the pings reach systemd" \
@@ -146,7 +216,7 @@ probe_unit() { # NAME EXTRA-SETTINGS: a copy of edgepoint.service that runs prob
 	sed -e '/^ExecStartPre=/d' -e '/^ExecReload=/d' -e 's/^Type=notify/Type=oneshot/' \
 		-e '/^WatchdogSec=/d' -e '/^Restart=/d' \
 		-e "s|^ExecStart=.*|ExecStart=/bin/sh $P/probe.sh|" \
-		/etc/systemd/system/edgepoint.service >/etc/systemd/system/$1.service
+		/lib/systemd/system/edgepoint.service >/etc/systemd/system/$1.service
 	printf '[Service]\nStandardOutput=journal\n%s\n' "$2" >/tmp/extra.conf
 	mkdir -p /etc/systemd/system/$1.service.d
 	mv /tmp/extra.conf /etc/systemd/system/$1.service.d/extra.conf
@@ -164,8 +234,9 @@ say "# PrivateUsers=yes (not in the unit): $(journalctl -q -u ep-probe-pu -o cat
 
 say "# security: $(systemd-analyze security edgepoint 2>/dev/null | tail -n 1)"
 
-# --- port 502 with the opt-in drop-in ---
-install -D -m 644 $P/edgepoint-bind-low-port.conf /etc/systemd/system/edgepoint.service.d/bind-low-port.conf
+# --- port 502 with the opt-in drop-in (the package ships it as an example) ---
+install -D -m 644 /usr/share/doc/edgepoint/examples/edgepoint-bind-low-port.conf \
+	/etc/systemd/system/edgepoint.service.d/bind-low-port.conf
 systemctl daemon-reload && systemctl restart edgepoint
 pid=$(prop MainPID)
 say "# with the drop-in: $(grep -E '^(CapEff|CapBnd|CapAmb):' /proc/$pid/status | tr -s '\t\n' '  ')"
@@ -176,6 +247,9 @@ check "with bind-low-port.conf: mbpoll reads port 502" sh -c '
 	i=0; until mbpoll -m tcp -p 502 -a 1 -r 0 -1 -0 -o 1 127.0.0.1 2>&1 | grep -Eq "^\[0\]:\s+502$"; do
 		i=$((i + 1)); [ $i -lt 20 ] || { mbpoll -m tcp -p 502 -a 1 -r 0 -1 -0 -o 1 127.0.0.1; exit 1; }; sleep 1; done'
 check "systemctl stop: clean exit" sh -c 'systemctl stop edgepoint && test "$(systemctl show -p ExecMainStatus --value edgepoint)" = 0'
+say "# security with the drop-in: $(systemd-analyze security edgepoint 2>/dev/null | tail -n 1)"
+rm -r /etc/systemd/system/edgepoint.service.d
+systemctl daemon-reload
 
 # --- a configuration file the service user cannot read stops the start ---
 chgrp root /etc/edgepoint/edgepoint.json
@@ -194,7 +268,9 @@ check "config root:root 0640: the journal says why" sh -c \
 chgrp edgepoint /etc/edgepoint/edgepoint.json
 systemctl reset-failed edgepoint
 
-say "# security with the drop-in: $(systemd-analyze security edgepoint 2>/dev/null | tail -n 1)"
+# --- data for the second boot: a point, committed (acknowledged) before poweroff ---
+check "started again; a point written for the next boot" sh -c 'systemctl start edgepoint &&
+	edgepoint set v1 persist 777 && test "$(edgepoint get v1 persist)" = 777'
+mkdir -p /var/lib/ep-vmtest && date +%s >/var/lib/ep-vmtest/boot1-done
 journal | tail -n 40 | sed 's/^/VMTEST # journal: /'
-say "$pass passed, $fail failed"
-systemctl poweroff --no-block
+finish

@@ -1,10 +1,16 @@
 #!/usr/bin/python3
-"""host.py - the host side of tests/vm/run.sh: makes the payload disk (the static
-binary, systemd/*, the guest scripts, a configuration), boots the image that
-build.sh made with qemu-system-x86_64 -accel tcg (systemd as PID 1), runs a Modbus
-RTU simulator (tests/modbus/sim_pymodbus.py) on the VM's second serial port, and
-prints what guest.sh reports on the console. Exit status 0 when every guest check
-passed.
+"""host.py - the host side of tests/vm/run.sh: makes the payload disk (the .deb that
+scripts/mkdeb.sh packs from the static binary, the guest scripts, two
+configurations), boots a copy of the image that build.sh made with
+qemu-system-x86_64 -accel tcg (systemd as PID 1) twice, with Modbus RTU simulators
+(tests/modbus/sim_pymodbus.py) on the VM's second serial port and its USB serial
+adapter, and prints what guest.sh reports on the console. The second boot is the
+same disk after the first one powered off. Exit status 0 when every guest check of
+both boots passed.
+
+EP_VM_BIN: the binary (build/edgepoint); EP_VM_WORK: where the payload, the disk
+copy and the consoles go (build/vm, beside the cached image); EP_VM_TIMEOUT: seconds
+per boot (900).
 """
 import json
 import os
@@ -20,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from mbsim import Sim  # noqa: E402
 
 VM = os.environ.get("EP_VM_DIR", os.path.join(ROOT, "build", "vm"))
+WORK = os.environ.get("EP_VM_WORK", VM)
 BIN = os.environ.get("EP_VM_BIN", os.path.join(ROOT, "build", "edgepoint"))
 TIMEOUT = float(os.environ.get("EP_VM_TIMEOUT", "900"))
 
@@ -60,20 +67,28 @@ CONFIG = {
 
 
 def payload():
-    d = os.path.join(VM, "payload")
+    d = os.path.join(WORK, "payload")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     if not os.path.exists(BIN):
         sys.exit("host.py: %s is missing: make release (or set EP_VM_BIN)" % BIN)
-    shutil.copy(BIN, os.path.join(d, "edgepoint"))
-    for f in ("edgepoint.service", "edgepoint.sysusers", "60-edgepoint-gpio.rules",
-              "edgepoint-bind-low-port.conf"):
-        shutil.copy(os.path.join(ROOT, "systemd", f), d)
-    for f in ("guest.sh", "probe.sh"):
+    # The package, as make deb builds it, from the binary under test.
+    env = dict(os.environ, EP_DEB_BIN=BIN, EP_DEB_OUT=d)
+    subprocess.run([os.path.join(ROOT, "scripts", "mkdeb.sh")], check=True, env=env)
+    # The same with a later version, for the upgrade on the second boot.
+    deb = [f for f in os.listdir(d) if f.endswith(".deb")][0]
+    env.update(EP_DEB_OUT=os.path.join(d, "upgrade"), EP_DEB_VERSION=deb.split("_")[1] + "+up1")
+    subprocess.run([os.path.join(ROOT, "scripts", "mkdeb.sh")], check=True, env=env)
+    for f in ("guest.sh", "guest-boot2.sh", "probe.sh"):
         shutil.copy(os.path.join(HERE, f), d)
     with open(os.path.join(d, "edgepoint.json"), "w") as f:
         json.dump(CONFIG, f, indent=2)
-    img = os.path.join(VM, "payload.img")
+    # What systemctl reload must bring in: the same file and one more node.
+    reload = json.loads(json.dumps(CONFIG))
+    reload["nodes"].append({"id": "v2", "type": "variable", "points": {"reloaded": 1}})
+    with open(os.path.join(d, "edgepoint-reload.json"), "w") as f:
+        json.dump(reload, f, indent=2)
+    img = os.path.join(WORK, "payload.img")
     if os.path.exists(img):
         os.remove(img)
     subprocess.run(["mkfs.ext4", "-q", "-d", d, img, "64M"], check=True)
@@ -81,16 +96,40 @@ def payload():
 
 
 def main():
+    os.makedirs(WORK, exist_ok=True)
     img = payload()
-    console = os.path.join(VM, "console.log")
+    # Both boots use one copy of the cached image, so the second sees what the first
+    # wrote (the package, the database) and the cache stays clean.
+    disk = os.path.join(WORK, "disk.img")
+    subprocess.run(["cp", "--sparse=always", os.path.join(VM, "base.img"), disk], check=True)
+    total = [0, 0]
+    t0 = time.monotonic()
+    try:
+        for phase in (1, 2):
+            result = boot(phase, img, disk)
+            if result is None:
+                return 1
+            total[0] += result[0]
+            total[1] += result[1]
+    finally:
+        if os.path.exists(disk):
+            os.remove(disk)
+    print("host.py: %d passed, %d failed over both boots in %.0f s"
+          % (total[0], total[1], time.monotonic() - t0), flush=True)
+    return 0 if total[1] == 0 and total[0] > 0 else 1
+
+
+def boot(phase, img, disk):
+    """Boots the disk once; returns guest.sh's (passed, failed), or None."""
+    console = os.path.join(WORK, "console-%d.log" % phase)
     if os.path.exists(console):
         os.remove(console)
     cmd = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2",
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-nic", "none",
            "-kernel", os.path.join(VM, "vmlinuz"), "-initrd", os.path.join(VM, "initrd.img"),
            "-append", "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 "
-                      "panic=-1",
-           "-drive", "file=%s,format=raw,if=virtio,snapshot=on" % os.path.join(VM, "base.img"),
+                      "panic=-1 ep.phase=%d" % phase,
+           "-drive", "file=%s,format=raw,if=virtio" % disk,
            "-drive", "file=%s,format=raw,if=virtio,readonly=on" % img,
            "-serial", "file:" + console,   # ttyS0: the console and the results
            "-serial", "pty",               # ttyS1: the Modbus RTU line to the simulator
@@ -115,8 +154,8 @@ def main():
         for label, value in (("serial1", 4321), ("usbser", 1111)):
             sims.append(Sim("pymodbus", device=ptys[label], baud=19200, units=(1,)).start())
             sims[-1].set("hr", 0, [value])
-        print("host.py: booting (qemu -accel tcg), ttyS1 on %s, ttyUSB0 on %s, console %s"
-              % (ptys["serial1"], ptys["usbser"], console), flush=True)
+        print("host.py: boot %d (qemu -accel tcg), ttyS1 on %s, ttyUSB0 on %s, console %s"
+              % (phase, ptys["serial1"], ptys["usbser"], console), flush=True)
         seen = 0
         result = None
         while True:
@@ -137,13 +176,12 @@ def main():
                       % (TIMEOUT, "\n".join(lines[-40:])))
                 qemu.kill()
                 qemu.wait()
-                return 1
+                return None
             time.sleep(0.5)
-        print("host.py: the VM ran %.0f s" % (time.monotonic() - t0))
+        print("host.py: boot %d ran %.0f s" % (phase, time.monotonic() - t0), flush=True)
         if result is None:
             print("host.py: no result line; the console's end:\n%s" % "\n".join(lines[-60:]))
-            return 1
-        return 0 if result[1] == 0 and result[0] > 0 else 1
+        return result
     finally:
         for sim in sims:
             sim.stop()
