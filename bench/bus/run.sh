@@ -1,33 +1,56 @@
 #!/bin/sh
 # run.sh - the bus benchmark: edgepoint's embedded NATS-protocol server against the
-# real nats-server, on this machine, in the same run (bench_bus.c says what is
-# measured). Both servers start on free loopback ports with their default limits;
-# edgepoint runs `serve -c` on a generated config with a temporary data_dir, its log
-# at level warn. Readiness is polled (the port accepts), never slept for.
+# real nats-server, on this machine, in the same run. Two clients measure both
+# servers: first nats.go, the official Go client (gobench/main.go says what is
+# measured: pub/sub 16 B and 1 KiB, fan-out to 4 subscribers, 4 publishers to 1,
+# request/reply, server CPU per message and VmRSS), then edgepoint's own raw-protocol
+# C client (bench_bus.c). Both servers start on free loopback ports with their
+# default limits; edgepoint runs `serve -c` on a generated config with a temporary
+# data_dir, its log at level warn. Readiness is polled (the port accepts), never
+# slept for.
 #
 # Targets (exit 1 when one is missed, 2 when something could not run):
-#   - pubsub_16B, pubsub_1K and pub_16B msgs/s: edgepoint/nats-server ratio >= 1.0
-#   - request/reply p50 latency: edgepoint/nats-server ratio <= 1.0
+#   - nats.go: ps16, ps1k, fan4 and mp4 msgs/s: edgepoint/nats-server ratio >= 1.0;
+#     request/reply p50 ratio <= 1.0
+#   - C client: pubsub_16B, pubsub_1K and pub_16B msgs/s ratio >= 1.0; request/reply
+#     p50 ratio <= 1.0
 #   - edgepoint's VmRSS with 100 idle connections open, on the freshly started
 #     daemon: < 8 MiB (8192 KiB). It is printed again after the load, for reference.
 #
-# It builds nothing; build first with
+# It builds only the Go program (offline, GOPATH mode against Debian's
+# golang-github-nats-io-go-nats-dev, into $(dirname EP_BIN)/natsgo_bench); build the
+# rest first with
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEP_STATIC=ON && cmake --build build -j2
 # Environment: EP_BIN (default build/edgepoint), BENCH_BUS (build/bench_bus),
-# NATS_SERVER (/usr/sbin/nats-server), REPS (5). Extra arguments go to bench_bus,
-# e.g. bench/bus/run.sh -n 2000000 -q 20000.
+# NATS_SERVER (/usr/sbin/nats-server), REPS (5), GOBENCH_ARGS (extra arguments of
+# natsgo_bench, e.g. "-n 2000000 -q 20000"), GOBENCH_FIGS (the nats.go figures run
+# and checked, default ps16,ps1k,fan4,mp4,req), GOBENCH=0 skips the nats.go part,
+# CBENCH=0 the C client's. Extra arguments go to bench_bus, e.g.
+# bench/bus/run.sh -n 2000000 -q 20000.
 set -eu
 cd "$(dirname "$0")/../.."
 ep=${EP_BIN:-./build/edgepoint}
 bench=${BENCH_BUS:-./build/bench_bus}
 nats=${NATS_SERVER:-/usr/sbin/nats-server}
 reps=${REPS:-5}
+gobin=$(cd "$(dirname "$ep")" 2>/dev/null && pwd) || gobin=$PWD/build
+gobench=$gobin/natsgo_bench
+gofigs=${GOBENCH_FIGS:-ps16,ps1k,fan4,mp4,req}
 for f in "$ep" "$bench" "$nats"; do
 	if [ ! -x "$f" ]; then
 		echo "run.sh: $f not found: build the release tree first (see the top of $0)" >&2
 		exit 2
 	fi
 done
+if [ "${GOBENCH:-1}" != 0 ]; then
+	if ! command -v go >/dev/null; then
+		echo "run.sh: go not found: run scripts/setup.sh (golang-go, golang-github-nats-io-go-nats-dev)" >&2
+		exit 2
+	fi
+	# GOPATH mode against the Debian package of nats.go; nothing is downloaded.
+	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS="" GOPROXY=off GOCACHE="$gobin/gocache" \
+		go build -o "$gobench" bench/bus/gobench/main.go || exit 2
+fi
 
 mkdir -p build
 dir=$(mktemp -d -p build bench-bus.XXXXXX)
@@ -98,10 +121,22 @@ echo "$rss_ns" | sed 's/^/nats-server /'
 echo "$rss_ep" | sed 's/^/edgepoint /'
 idle_kib=$(echo "$rss_ep" | awk '$1 == "vmrss_kib_idle" { print $2 }')
 
-echo "== throughput and latency (medians of $reps runs; ratio = edgepoint / nats-server)"
-out=$("$bench" -r "$reps" "$@" "nats-server=nats://127.0.0.1:$ns_port" \
-	"edgepoint=nats://127.0.0.1:$ep_port") || exit 2
-echo "$out"
+goout=
+if [ "${GOBENCH:-1}" != 0 ]; then
+	echo "== nats.go: throughput, server CPU, latency (medians of $reps runs; ratio = edgepoint / nats-server)"
+	# shellcheck disable=SC2086 # GOBENCH_ARGS is a list of words
+	goout=$("$gobench" -r "$reps" -t "$gofigs" ${GOBENCH_ARGS:-} \
+		"nats-server=nats://127.0.0.1:$ns_port,$ns_pid" \
+		"edgepoint=nats://127.0.0.1:$ep_port,$ep_pid") || exit 2
+	echo "$goout"
+fi
+out=
+if [ "${CBENCH:-1}" != 0 ]; then
+	echo "== C client: throughput and latency (medians of $reps runs; ratio = edgepoint / nats-server)"
+	out=$("$bench" -r "$reps" "$@" "nats-server=nats://127.0.0.1:$ns_port" \
+		"edgepoint=nats://127.0.0.1:$ep_port") || exit 2
+	echo "$out"
+fi
 for p in $ns_pid $ep_pid; do
 	kill -0 "$p" 2>/dev/null || { echo "run.sh: a server died during the run" >&2; exit 2; }
 done
@@ -111,6 +146,7 @@ echo "== 100 idle connections after the load (edgepoint, VmRSS in KiB)"
 
 status=0
 ratio() { echo "$out" | awk -v f="$1" '$1 == f && $2 == "ratio" { print $3 }'; }
+goratio() { echo "$goout" | awk -v f="$1" '$1 == f && $2 == "ratio" { print $3 }'; }
 check() { # check NAME VALUE OP LIMIT
 	if awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN {
 		ok = op == ">=" ? v + 0 >= l : op == "<=" ? v + 0 <= l : v + 0 < l
@@ -121,9 +157,21 @@ check() { # check NAME VALUE OP LIMIT
 		status=1
 	fi
 }
-check "pubsub_16B ratio" "$(ratio pubsub_16B_msgs_per_s)" ">=" 1.0
-check "pubsub_1K ratio" "$(ratio pubsub_1K_msgs_per_s)" ">=" 1.0
-check "pub_16B ratio" "$(ratio pub_16B_msgs_per_s)" ">=" 1.0
-check "req_p50 ratio" "$(ratio req_p50_us)" "<=" 1.0
+if [ "${GOBENCH:-1}" != 0 ]; then
+	for f in ps16 ps1k fan4 mp4; do
+		case ",$gofigs," in *",$f,"*)
+			check "nats.go $f ratio" "$(goratio ${f}_msgs_per_s)" ">=" 1.0 ;;
+		esac
+	done
+	case ",$gofigs," in *,req,*)
+		check "nats.go req_p50 ratio" "$(goratio req_p50_us)" "<=" 1.0 ;;
+	esac
+fi
+if [ "${CBENCH:-1}" != 0 ]; then
+	check "pubsub_16B ratio" "$(ratio pubsub_16B_msgs_per_s)" ">=" 1.0
+	check "pubsub_1K ratio" "$(ratio pubsub_1K_msgs_per_s)" ">=" 1.0
+	check "pub_16B ratio" "$(ratio pub_16B_msgs_per_s)" ">=" 1.0
+	check "req_p50 ratio" "$(ratio req_p50_us)" "<=" 1.0
+fi
 check "vmrss_kib_idle (100 connections)" "$idle_kib" "<" 8192
 exit $status

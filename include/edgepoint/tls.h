@@ -21,10 +21,14 @@
  *     if (r < 0)
  *             fail(ep_tls_error(t));
  *
- * Threading: a conf and the sessions made from it are used from one thread at a
- * time (the loop thread); the conf must outlive its sessions.
+ * Threading: a session is used from one thread at a time; it may move to another
+ * thread between calls when the handover itself synchronises (a mutex, as a work
+ * queue has). Sessions of one conf may run on different threads at the same time
+ * (the conf is shared read-only, its random generator is locked inside mbedTLS);
+ * the conf must outlive its sessions.
  *
- * Cost: the handshake runs where ep_tls_read() is called, on the caller's thread.
+ * Cost: the handshake runs where ep_tls_read() or ep_tls_handshake() is called, on
+ * the caller's thread (the bus runs it on its handshake workers, src/bus/tls.c).
  * One server handshake costs about 5 ms of CPU on an x86 server core (measured on an
  * AMD EPYC VM, mbedTLS 2.28) with an ECDSA P-256 or an RSA-2048 certificate: an
  * ECDHE key exchange (P-256 or X25519, 2.6 ms) and one signature. Verifying a client
@@ -90,6 +94,14 @@ void ep_tls_feed(struct ep_tls *t, const char *p, size_t n);
  * A close_notify from the peer is a failure too: "the peer closed the TLS session".
  */
 int ep_tls_read(struct ep_tls *t, char *buf, size_t cap);
+/*
+ * Advances the handshake only, over the input fed so far: 1 when it is complete
+ * (plaintext that came with it waits for ep_tls_read), 0 when it needs more input,
+ * EP_ETLS on failure as ep_tls_read. Check ep_tls_out() afterwards in every case.
+ * This is the expensive part (key exchange, signatures), so it may run on another
+ * thread than the rest of the session's calls (see Threading).
+ */
+int ep_tls_handshake(struct ep_tls *t);
 bool ep_tls_handshake_done(const struct ep_tls *t);
 
 /*
@@ -98,6 +110,9 @@ bool ep_tls_handshake_done(const struct ep_tls *t);
  */
 int ep_tls_write(struct ep_tls *t, const char *p, size_t n);
 
+/* Queues a close_notify alert (the orderly end of the TLS stream) in the output,
+ * after the handshake: 0 or EP_ETLS. Nothing may be written after it. */
+int ep_tls_close_notify(struct ep_tls *t);
 /* Ciphertext waiting to be sent: its length, and *p; valid until the next call on t. */
 size_t ep_tls_out(struct ep_tls *t, const char **p);
 /* Drops the first n bytes of the output after the caller sent (or copied) them. */

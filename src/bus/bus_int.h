@@ -132,6 +132,9 @@ struct bus_transport {
 	int (*write)(struct bus_conn *c, const char *p, size_t n);
 	/* Closes every handle; each close callback calls bus_conn_on_handle_closed(). */
 	void (*close)(struct bus_conn *c);
+	/* May be NULL. Queues the transport's own end of stream (TLS: close_notify)
+	 * before conn.c shuts the socket's write side down after a close's last output. */
+	void (*end)(struct bus_conn *c);
 };
 
 /*
@@ -245,13 +248,28 @@ struct bus_conn {
 	bool closing;       /* close started: no more reads, no more deliveries */
 	bool close_pending; /* waiting for the last output to drain */
 	bool handles_closing;
+	bool linger;    /* after the last output: shut down writing, drain input (conn.c) */
+	bool lingering; /* ... doing so now: counted in bus->nlinger */
+	uint64_t discarded; /* input bytes thrown away while lingering */
+	uv_shutdown_t sreq;
 	bool in_flush_list;
 	bool dying;                     /* in bus->dying rather than bus->conns */
 	struct bus_conn *next, *prev;   /* bus->conns or bus->dying */
 	struct bus_conn *fnext, *fprev; /* bus->flush list */
+
+	/* Flow control (flow.c): as a publisher, the subscriber it waits for (reading
+	 * stopped meanwhile, until stall_deadline at the latest); as a subscriber, the
+	 * publishers waiting for it, and whether it gave up on that (slow consumer). */
+	struct bus_conn *stalled_on;
+	struct bus_conn *snext, *sprev; /* in stalled_on->stallers */
+	struct bus_conn *stallers;
+	uint64_t stall_deadline; /* ms of uv_now; 0 = not armed */
+	uint64_t flow_progress;  /* ms of uv_now: its pending output last went down */
+	bool flow_off;
 };
 
 struct bus_req;
+struct bus_tls_hs;
 
 struct bus {
 	uv_loop_t *loop;
@@ -269,9 +287,11 @@ struct bus {
 	struct bus_conn *dying; /* closing, still flushing their last output */
 	struct bus_conn *flush_head;
 	uint64_t nconns;
+	uint64_t nlinger;       /* closed connections draining their input (conn.c) */
 	uint64_t pending_total; /* pending output of the open connections (conn.c) */
 	uint64_t next_cid;
 	struct bus_auth auth;
+	struct bus_tls_hs *tls_hs; /* tls.c: the TLS handshake workers; NULL = none */
 
 	struct bus_sub *inproc;    /* in-process subscriptions */
 	struct bus_sub *graveyard; /* ended subs waiting for route_depth == 0 */
@@ -345,11 +365,30 @@ void bus_conn_want_flush(struct bus_conn *c);
 extern const struct bus_transport bus_tcp_transport;
 /* tls.c: TLS over the same socket, for a bus with opts.tls. */
 extern const struct bus_transport bus_tls_transport;
+/*
+ * tls.c: the threads that run the server side of TLS handshakes, so that their
+ * crypto stays off the loop. start() on a bus with opts.tls and a loop (without
+ * them a handshake runs on the loop, as in the unit tests); stop() after every
+ * connection started closing: it waits for the handshake steps that run (a few ms
+ * each) and frees everything. 0 or a negative libuv code.
+ */
+int bus_tls_start(struct bus *b);
+void bus_tls_stop(struct bus *b);
 
 /* proto.c: what a connection does with each operation. */
 void bus_conn_dispatch(struct bus_conn *c, const struct bus_op *op);
 /* The verdict on a CONNECT that was BUS_AUTH_PENDING: finishes it (loop thread). */
 void bus_conn_auth_done(struct bus_conn *c, bool ok);
+
+/* flow.c: publishers wait for subscribers that fall behind (see there). */
+/* After a delivery from src (NULL: in-process) to sub: stalls src if sub is behind. */
+void bus_flow_delivered(struct bus_conn *src, struct bus_conn *sub);
+/* sub's pending output went down: releases its publishers once it has drained. */
+void bus_flow_drained(struct bus_conn *sub);
+/* p's stall_deadline passed (ping.c). */
+void bus_flow_timeout(struct bus_conn *p);
+/* c closes: it waits for nobody and nobody waits for it. */
+void bus_flow_close(struct bus_conn *c);
 
 /* ping.c */
 void bus_ping_start(struct bus_conn *c);

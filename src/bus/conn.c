@@ -8,7 +8,8 @@
  * a burst produces more, so a fast reader is not cut off by one burst). A flush tries
  * uv_try_write() first; what the kernel does not take is handed to uv_write() with
  * the buffer itself (obuf and wbuf swap roles), so nothing is copied twice. Bytes
- * not yet written count against max_pending; past it the client is a slow consumer:
+ * not yet written count against max_pending; past a quarter of it, the clients
+ * publishing to it wait (flow.c); past it the client is a slow consumer:
  * its unsent output is dropped and it is cut off. The sum over all connections
  * counts against max_pending_total, so that many slow clients together cannot take
  * more memory than the device has: past it the ones holding the most are cut.
@@ -22,7 +23,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <linux/sockios.h>
 
 #include "bus/bus_int.h"
 #include "edgepoint/tls.h"
@@ -30,6 +33,19 @@
 #define OBUF_MIN 1024
 #define SHRINK_ABOVE (256 * 1024)
 #define CLOSE_FLUSH_MS 1000
+/*
+ * Lingering after a close's last output (an -ERR): the write side is shut down
+ * (FIN after the output; TLS: a close_notify first) and input is read and thrown
+ * away, because closing a socket with unread input makes the kernel send a reset
+ * and drop the output it has not delivered yet (the -ERR). The socket closes at
+ * the client's end of stream, after LINGER_MS, or once more than LINGER_BYTES were
+ * thrown away and the kernel holds no unacknowledged output (SIOCOUTQ 0). At most
+ * LINGER_MAX connections linger at a time (each holds a descriptor for up to
+ * LINGER_MS; max_connections does not count them); the others close at once.
+ */
+#define LINGER_MS 2000
+#define LINGER_BYTES (1024 * 1024)
+#define LINGER_MAX 256
 #define FLUSH_EARLY (64 * 1024) /* flush at once past this, not at the end of the iteration */
 
 /*
@@ -50,6 +66,8 @@ static void pending_sub(struct bus_conn *c, size_t n)
 	c->pending -= n;
 	if (!c->left_total)
 		c->bus->pending_total -= n;
+	if (n && (c->stallers || c->flow_off))
+		bus_flow_drained(c);
 }
 
 static void total_leave(struct bus_conn *c)
@@ -340,7 +358,7 @@ void bus_conn_resume_input(struct bus_conn *c)
 	ep_free(c->ibuf);
 	c->ibuf = NULL;
 	c->ioff = c->ilen = c->icap = 0;
-	if (!c->reading) {
+	if (!c->reading && !c->stalled_on) { /* a stalled publisher reads again later */
 		if (c->tp->read_resume(c) < 0) {
 			bus_conn_close(c, BUS_CLOSE_READ_ERR, NULL, false);
 			return;
@@ -475,6 +493,10 @@ static void close_handles(struct bus_conn *c)
 		return;
 	total_leave(c);
 	c->handles_closing = true;
+	if (c->lingering) {
+		c->lingering = false;
+		c->bus->nlinger--;
+	}
 	flush_unlink(c);
 	if (c->dying) {
 		unlink_conn(&c->bus->dying, c);
@@ -500,11 +522,75 @@ static void write_failed(struct bus_conn *c)
 		bus_conn_close(c, BUS_CLOSE_WRITE_ERR, NULL, false);
 }
 
+/* --- Lingering (LINGER_MS above) --- */
+
+/* True when the kernel has sent and seen acknowledged all of c's output. */
+static bool output_acked(struct bus_conn *c)
+{
+	uv_os_fd_t fd;
+	int q;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || ioctl(fd, SIOCOUTQ, &q) < 0)
+		return true;
+	return q == 0;
+}
+
+static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct bus_conn *c = h->data;
+	(void)hint;
+	buf->base = c->bus->rbuf;
+	buf->len = sizeof(c->bus->rbuf);
+}
+
+static void linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct bus_conn *c = s->data;
+	(void)buf;
+	if (n < 0) {
+		close_handles(c); /* the client's end of stream (or a reset) */
+		return;
+	}
+	c->discarded += (uint64_t)n;
+	if (c->discarded > LINGER_BYTES && output_acked(c))
+		close_handles(c);
+}
+
+static void linger_shut(uv_shutdown_t *req, int status)
+{
+	struct bus_conn *c = req->data;
+	if (status < 0 && status != UV_ECANCELED)
+		close_handles(c);
+}
+
+/* The last output is out: shut down writing and drain, or close. */
+static void linger_start(struct bus_conn *c)
+{
+	struct bus *b = c->bus;
+	if (!c->linger || b->stopping || b->nlinger >= LINGER_MAX) {
+		close_handles(c);
+		return;
+	}
+	if (c->tp->end)
+		c->tp->end(c);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->sreq.data = c;
+	if (uv_read_start((uv_stream_t *)&c->tcp, linger_alloc, linger_read) < 0 ||
+	    uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, linger_shut) < 0) {
+		close_handles(c);
+		return;
+	}
+	c->lingering = true;
+	b->nlinger++;
+	bus_ping_close_deadline(c, LINGER_MS);
+}
+
 /* All output is out: finish a close that was waiting for it. */
 static void drained(struct bus_conn *c)
 {
-	if (c->close_pending)
-		close_handles(c);
+	if (c->close_pending) {
+		c->close_pending = false;
+		linger_start(c);
+	}
 }
 
 void bus_conn_flush(struct bus_conn *c)
@@ -593,6 +679,7 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 		return;
 	c->closing = true;
 	total_leave(c);
+	bus_flow_close(c);
 	unlink_conn(&c->bus->conns, c);
 	c->bus->nconns--;
 	link_conn(&c->bus->dying, c);
@@ -622,9 +709,11 @@ void bus_conn_close(struct bus_conn *c, enum bus_close_reason why, const char *e
 		close_handles(c);
 		return;
 	}
+	/* The client's own end of stream needs no draining. */
+	c->linger = why != BUS_CLOSE_CLIENT;
 	c->close_pending = true;
 	bus_conn_flush(c);
-	if (!c->handles_closing)
+	if (!c->handles_closing && c->close_pending) /* (else it lingers already) */
 		bus_ping_close_deadline(c, CLOSE_FLUSH_MS);
 }
 

@@ -208,26 +208,49 @@ static int64_t parse_size(const char *s, size_t n)
 	return v;
 }
 
-static bool is_blank(char c, bool line_end_too)
-{
-	return c == ' ' || c == '\t' || (line_end_too && (c == '\r' || c == '\n'));
-}
+/*
+ * Byte classes of argument text: blanks (space, tab and, as in every client's MSG
+ * parser, '\r' and '\n') separate fields; control bytes (0x00-0x1f but those, and
+ * 0x7f) have no place in a subject. A NUL would end the subject early for every C
+ * string that sees it, so the permission check (which reads the counted bytes) and
+ * an in-process subscriber (which reads a C string) would judge two different
+ * subjects.
+ */
+enum { C_FIELD, C_BLANK, C_CTL };
+static const unsigned char byte_class[256] = {
+	/* 0x00 */ C_CTL, C_CTL,   C_CTL,   C_CTL, C_CTL, C_CTL,   C_CTL, C_CTL,
+	/* 0x08 */ C_CTL, C_BLANK, C_BLANK, C_CTL, C_CTL, C_BLANK, C_CTL, C_CTL, /* \t \n \r */
+	/* 0x10 */ C_CTL, C_CTL,   C_CTL,   C_CTL, C_CTL, C_CTL,   C_CTL, C_CTL,
+	/* 0x18 */ C_CTL, C_CTL,   C_CTL,   C_CTL, C_CTL, C_CTL,   C_CTL, C_CTL,
+	/* ' ' */ C_BLANK,
+	[0x7f] = C_CTL,
+};
 
-/* Splits line into at most max fields; returns the count, or max + 1 if there are more. */
-static int split(const char *line, size_t n, bool line_end_too, struct span *f, int max)
+/*
+ * Splits line into at most max fields (max <= 31) in one pass; returns the count, or
+ * max + 1 if there are more. Bit k of *ctl is set when field k holds a control byte.
+ */
+static int split(const char *line, size_t n, struct span *f, int max, unsigned *ctl)
 {
+	const unsigned char *s = (const unsigned char *)line;
 	int cnt = 0;
 	size_t i = 0;
+	*ctl = 0;
 	while (i < n) {
-		while (i < n && is_blank(line[i], line_end_too))
+		while (i < n && byte_class[s[i]] == C_BLANK)
 			i++;
 		if (i == n)
 			break;
-		size_t start = i;
-		while (i < n && !is_blank(line[i], line_end_too))
-			i++;
 		if (cnt == max)
 			return max + 1;
+		size_t start = i;
+		unsigned cls, any = 0;
+		while (i < n && (cls = byte_class[s[i]]) != C_BLANK) {
+			any |= cls;
+			i++;
+		}
+		if (any)
+			*ctl |= 1u << cnt;
 		f[cnt].off = start;
 		f[cnt].len = i - start;
 		cnt++;
@@ -238,23 +261,6 @@ static int split(const char *line, size_t n, bool line_end_too, struct span *f, 
 static const char *line_base(const struct bus_parser *p)
 {
 	return p->line_ext ? p->line_ext : p->abuf;
-}
-
-/*
- * true if the field holds a control byte (0x00-0x1f or 0x7f). Blanks and line ends
- * already separate fields; what is left (NUL, ESC, BEL...) has no place in a
- * subject: a NUL would end the subject early for every C string that sees it, so
- * the permission check (which reads the counted bytes) and an in-process subscriber
- * (which reads a C string) would judge two different subjects.
- */
-static bool has_ctl(const char *line, struct span f)
-{
-	for (size_t i = 0; i < f.len; i++) {
-		unsigned char c = (unsigned char)line[f.off + i];
-		if (c < 0x20 || c == 0x7f)
-			return true;
-	}
-	return false;
 }
 
 static int size_field(struct bus_parser *p, const char *line, struct span f, int64_t *out)
@@ -279,7 +285,8 @@ static int msg_args(struct bus_parser *p, const char *line, size_t n)
 	bool hdr = t == BUS_OP_HPUB || t == BUS_OP_HMSG;
 	bool msg = t == BUS_OP_MSG || t == BUS_OP_HMSG;
 	int fixed = 2 + hdr + msg; /* subject [sid] [hdr] size */
-	int cnt = split(line, n, true, f, fixed + 1);
+	unsigned ctl;
+	int cnt = split(line, n, f, fixed + 1, &ctl);
 	int64_t size, hsize = 0;
 	int i = 0;
 
@@ -288,10 +295,15 @@ static int msg_args(struct bus_parser *p, const char *line, size_t n)
 	if (cnt != fixed && cnt != fixed + 1)
 		return fail(p, BUS_PERR_ARGS, "wrong argument count in", line, n);
 	p->subject = f[i++];
+	p->ctl = ctl & 1u;
 	if (msg)
 		p->sid = f[i++];
-	p->reply = cnt == fixed + 1 ? f[i++] : (struct span){0, 0};
-	p->ctl = has_ctl(line, p->subject) || has_ctl(line, p->reply);
+	if (cnt == fixed + 1) {
+		p->ctl |= (ctl >> i) & 1u;
+		p->reply = f[i++];
+	} else {
+		p->reply = (struct span){0, 0};
+	}
 	if (hdr && size_field(p, line, f[i++], &hsize) < 0)
 		return EP_EPROTO;
 	if (size_field(p, line, f[i], &size) < 0)
@@ -311,20 +323,21 @@ static int line_done(struct bus_parser *p)
 	const char *line = line_base(p);
 	size_t n = p->line_len;
 	struct span f[4];
+	unsigned ctl;
 	int cnt;
 
 	switch (p->op->type) {
 	case BUS_OP_SUB:
-		cnt = split(line, n, true, f, 3);
+		cnt = split(line, n, f, 3, &ctl);
 		if (cnt != 2 && cnt != 3)
 			return fail(p, BUS_PERR_ARGS, "wrong argument count in SUB", line, n);
 		p->subject = f[0];
 		p->queue = cnt == 3 ? f[1] : (struct span){0, 0};
 		p->sid = f[cnt - 1];
-		p->ctl = has_ctl(line, p->subject) || has_ctl(line, p->queue);
+		p->ctl = (ctl & (cnt == 3 ? 3u : 1u)) != 0;
 		return 1;
 	case BUS_OP_UNSUB:
-		cnt = split(line, n, true, f, 2);
+		cnt = split(line, n, f, 2, &ctl);
 		if (cnt != 1 && cnt != 2)
 			return fail(p, BUS_PERR_ARGS, "wrong argument count in UNSUB", line, n);
 		p->sid = f[0];

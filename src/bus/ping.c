@@ -8,7 +8,8 @@
  * max_pings_out PINGs are unanswered at the next tick, the client gets
  * -ERR 'Stale Connection' and is closed. Any PONG clears the count. When
  * authentication is on, a client that has not sent CONNECT within auth_timeout gets
- * -ERR 'Authentication Timeout'.
+ * -ERR 'Authentication Timeout'. A publisher stalled by flow control (flow.c) waits
+ * on this timer too.
  */
 #include "bus/bus_int.h"
 
@@ -31,6 +32,8 @@ static void on_timer(uv_timer_t *t)
 	}
 	if (c->closing)
 		return;
+	if (c->stall_deadline && now >= c->stall_deadline)
+		bus_flow_timeout(c);
 	if (c->auth_deadline && now >= c->auth_deadline) {
 		bus_conn_close(c, BUS_CLOSE_AUTH, "Authentication Timeout", true);
 		return;
@@ -61,6 +64,8 @@ void bus_ping_rearm(struct bus_conn *c)
 			due = c->next_ping;
 		if (c->auth_deadline && (!due || c->auth_deadline < due))
 			due = c->auth_deadline;
+		if (c->stall_deadline && (!due || c->stall_deadline < due))
+			due = c->stall_deadline;
 	}
 	if (!due) {
 		uv_timer_stop(&c->timer);

@@ -169,10 +169,12 @@ static bool deliver(struct bus *b, struct bus_conn *src, struct bus_sub *sub,
 	}
 	b->st.msgs_out++;
 	b->st.bytes_out += m->hdr_len + m->len;
-	if (sub->conn)
+	if (sub->conn) {
 		write_msg(sub->conn, sub, m);
-	else
+		bus_flow_delivered(src, sub->conn);
+	} else {
 		call_inproc(sub, m, cstr, v);
+	}
 	if (sub->max && sub->delivered >= sub->max)
 		bus_sub_end(b, sub);
 	return true;

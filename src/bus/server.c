@@ -186,6 +186,7 @@ static void flush_all(uv_prepare_t *h)
 static void bus_free(struct bus *b)
 {
 	bus_sub_reap(b);
+	bus_tls_stop(b); /* (already stopped unless bus_start() failed) */
 	bus_auth_free(b);
 	sl_destroy(&b->sl);
 	bus_htab_free(&b->reqs);
@@ -236,6 +237,13 @@ int bus_start(uv_loop_t *loop, const struct bus_opts *o, struct bus **out,
 		ep_free(b);
 		return rc;
 	}
+	if ((rc = bus_tls_start(b)) < 0) {
+		ep_errbuf_set(eb, "bus: cannot start the TLS handshake threads: %s",
+			      uv_strerror(rc));
+		bus_auth_free(b);
+		ep_free(b);
+		return rc;
+	}
 	b->o.listen = NULL;
 	b->o.server_name = NULL;
 	make_server_id(b->server_id);
@@ -271,6 +279,7 @@ void bus_stop(struct bus *b)
 		bus_conn_close(b->conns, BUS_CLOSE_SERVER, NULL, false);
 	while (b->dying)
 		bus_conn_close_now(b->dying);
+	bus_tls_stop(b);
 	close_all(b);
 }
 

@@ -22,17 +22,35 @@
  * encrypts the rest and reports completion when all ciphertext is out. So plaintext
  * counts against max_pending until its ciphertext has left, as with plain TCP.
  *
- * The handshake runs on the loop thread, inside the read callback: about 5 ms of CPU
- * per handshake on an x86 server core (10 ms with client certificates), so about 200
- * new TLS clients a second take the loop's whole core; see docs/config.md, "bus.tls".
+ * The handshake's crypto (an ECDHE key exchange and a signature: about 5 ms of CPU
+ * per handshake on an x86 server core, 10 ms with client certificates) runs on the
+ * bus's handshake workers, not on the loop: on the loop, a burst of 50 new TLS
+ * clients held every other client's traffic for 97 ms. Whenever new ciphertext
+ * arrives during the handshake, the loop feeds it to the session, stops reading
+ * and hands the session to a worker, which runs ep_tls_handshake() over it; the
+ * session belongs to that thread until the step's done() runs on the loop, which
+ * sends the handshake bytes the step produced, reads again and, once the handshake
+ * is complete, decrypts what came with it. The loop keeps the socket, the timer and
+ * everything else. At most HS_JOBS steps are queued or running; further ones wait
+ * on the loop in arrival order. Each connection has at most one step away, so the
+ * waiting is bounded by bus.max_connections, and by tls_timeout, which runs on
+ * regardless: a connection closed (or timed out) while its session is away is
+ * freed when the step comes back. The workers share the conf (src/tls/session.c
+ * says why that is safe with mbedTLS 2.28).
  */
 #include <string.h>
+#include <unistd.h>
 
+#include "bus/auth_int.h"
 #include "bus/bus_int.h"
 #include "edgepoint/tls.h"
 
 #define RECORD 16384 /* plaintext per record: the granularity of try_write */
 #define SHRINK_ABOVE (256 * 1024) /* wbuf larger than this is freed after a write */
+/* Handshake workers: one core fewer than the machine has, 1..2, so the loop, the
+ * queries and field I/O keep a core during a storm of new clients. */
+#define HS_THREADS_MAX 2
+#define HS_JOBS(threads) (2 * (threads)) /* running and next, per thread */
 
 enum tls_phase {
 	PH_PLAIN,
@@ -56,13 +74,37 @@ struct tls_conn {
 	const char *held;   /* conn.c's write() before the handshake completed */
 	size_t held_n;
 	size_t ahead;       /* plaintext encrypted by try_write() but not reported */
+	/* The handshake on the workers: */
+	struct bus_conn *conn;
+	struct bus_authjob job;
+	int step_rc;        /* the step's ep_tls_handshake() */
+	bool away;          /* the session belongs to a worker (job submitted) */
+	bool waiting;       /* in the bus's list, waiting for a slot */
+	bool orphan;        /* the handles closed while away: freed when it returns */
+	struct tls_conn *wnext, *wprev;
+};
+
+/* The bus's handshake workers (b->tls_hs). */
+struct bus_tls_hs {
+	struct bus_authpool *pool;
+	struct tls_conn *whead, *wtail; /* waiting for a slot, oldest first */
 };
 
 static struct tls_conn *tls_of(struct bus_conn *c)
 {
-	if (c->tp_data == NULL)
-		c->tp_data = ep_calloc(1, sizeof(struct tls_conn));
+	if (c->tp_data == NULL) {
+		struct tls_conn *t = ep_calloc(1, sizeof(struct tls_conn));
+		t->conn = c;
+		c->tp_data = t;
+	}
 	return c->tp_data;
+}
+
+static void tls_conn_free(struct tls_conn *t)
+{
+	ep_tls_free(t->tls);
+	ep_free(t->wbuf);
+	ep_free(t);
 }
 
 static uint64_t to_ms(int64_t ns)
@@ -134,7 +176,7 @@ static int send_now(struct bus_conn *c, struct tls_conn *t)
 /* Sends the waiting ciphertext, now or in the background; finishes conn.c's write. */
 static void pump(struct bus_conn *c, struct tls_conn *t)
 {
-	if (t->busy || c->handles_closing || t->tls == NULL)
+	if (t->busy || c->handles_closing || t->tls == NULL || t->away)
 		return;
 	int rc = send_now(c, t);
 	if (rc == 0)
@@ -242,11 +284,31 @@ static void tls_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = sizeof(c->bus->rbuf);
 }
 
+/* Decrypts what the session holds and hands it to conn.c; sends what is waiting. */
+static void decrypt(struct bus_conn *c, struct tls_conn *t)
+{
+	int r;
+	for (;;) {
+		r = ep_tls_read(t->tls, c->bus->rbuf, sizeof(c->bus->rbuf));
+		if (r <= 0 || c->closing || t->phase == PH_FAILED)
+			break;
+		bus_conn_on_read(c, c->bus->rbuf, (size_t)r);
+	}
+	if (c->closing)
+		return;
+	if (r < 0) {
+		fail(c, t);
+		return;
+	}
+	pump(c, t);
+}
+
+static void hs_step(struct bus_conn *c, struct tls_conn *t);
+
 static void tls_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct bus_conn *c = s->data;
 	struct tls_conn *t = c->tp_data;
-	int r;
 
 	if (n < 0) {
 		if (t->phase == PH_PLAIN || t->phase == PH_HANDSHAKE)
@@ -262,21 +324,151 @@ static void tls_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		t->phase = PH_HANDSHAKE;
 	/* The session copies the ciphertext, so rbuf is free for the plaintext. */
 	ep_tls_feed(t->tls, buf->base, (size_t)n);
-	for (;;) {
-		r = ep_tls_read(t->tls, c->bus->rbuf, sizeof(c->bus->rbuf));
-		if (t->phase == PH_HANDSHAKE && ep_tls_handshake_done(t->tls))
-			opened(c, t);
-		if (r <= 0 || c->closing || t->phase == PH_FAILED)
-			break;
-		bus_conn_on_read(c, c->bus->rbuf, (size_t)r);
-	}
-	if (c->closing)
-		return;
-	if (r < 0) {
+	if (t->phase == PH_HANDSHAKE)
+		hs_step(c, t);
+	else
+		decrypt(c, t);
+}
+
+/* --- The handshake on the workers --- */
+
+/* After a step (on the loop, the session back): sends its output, reads on. */
+static void hs_stepped(struct bus_conn *c, struct tls_conn *t)
+{
+	if (t->step_rc < 0) {
 		fail(c, t);
 		return;
 	}
-	pump(c, t);
+	if (t->step_rc > 0) {
+		opened(c, t);
+		if (c->closing || t->phase == PH_FAILED)
+			return;
+		decrypt(c, t); /* what the client sent after its Finished */
+	} else {
+		pump(c, t);
+	}
+	if (c->closing || t->phase == PH_FAILED || !c->reading)
+		return;
+	if (uv_read_start((uv_stream_t *)&c->tcp, tls_alloc, tls_read) < 0)
+		bus_conn_close(c, BUS_CLOSE_READ_ERR, NULL, false);
+}
+
+static void hs_work(struct bus_authjob *j)
+{
+	struct tls_conn *t = bus_container_of(j, struct tls_conn, job);
+	/* No lower priority for these threads: setpriority() is in systemd's @resources,
+	 * which the unit's SystemCallFilter= takes away (docs/security.md). */
+	t->step_rc = ep_tls_handshake(t->tls);
+}
+
+static void hs_done(struct bus_authjob *j, int status)
+{
+	struct tls_conn *t = bus_container_of(j, struct tls_conn, job);
+	struct bus_conn *c = t->conn;
+	t->away = false;
+	if (t->orphan)
+		tls_conn_free(t); /* c->tp_data was cleared then */
+	if (!bus_conn_work_end(c))
+		return; /* c closed meanwhile (and may be gone now) */
+	if (status < 0) {
+		/* The workers stopped before the step ran. */
+		bus_conn_close(c, BUS_CLOSE_TLS, NULL, false);
+		return;
+	}
+	hs_stepped(c, t);
+}
+
+static void hs_submit(struct bus_tls_hs *h, struct tls_conn *t)
+{
+	t->away = true;
+	bus_conn_work_begin(t->conn);
+	t->job.work = hs_work;
+	t->job.done = hs_done;
+	bus_authpool_submit(h->pool, &t->job);
+}
+
+static void wait_unlink(struct bus_tls_hs *h, struct tls_conn *t)
+{
+	if (t->wprev)
+		t->wprev->wnext = t->wnext;
+	else
+		h->whead = t->wnext;
+	if (t->wnext)
+		t->wnext->wprev = t->wprev;
+	else
+		h->wtail = t->wprev;
+	t->wnext = t->wprev = NULL;
+	t->waiting = false;
+}
+
+/* Slots came free: the oldest waiting steps go. */
+static void hs_room(void *arg)
+{
+	struct bus_tls_hs *h = arg;
+	while (h->whead && bus_authpool_has_room(h->pool)) {
+		struct tls_conn *t = h->whead;
+		wait_unlink(h, t);
+		hs_submit(h, t);
+	}
+}
+
+/*
+ * New ciphertext during the handshake: the next step runs on a worker (or waits for
+ * a slot), with reading stopped until it is back; without workers, here.
+ */
+static void hs_step(struct bus_conn *c, struct tls_conn *t)
+{
+	struct bus_tls_hs *h = c->bus->tls_hs;
+	if (t->away || t->waiting)
+		return; /* cannot happen: reading is stopped meanwhile */
+	if (h == NULL) {
+		t->step_rc = ep_tls_handshake(t->tls);
+		hs_stepped(c, t);
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (h->whead == NULL && bus_authpool_has_room(h->pool)) {
+		hs_submit(h, t);
+		return;
+	}
+	t->waiting = true;
+	t->wnext = NULL;
+	t->wprev = h->wtail;
+	if (h->wtail)
+		h->wtail->wnext = t;
+	else
+		h->whead = t;
+	h->wtail = t;
+}
+
+int bus_tls_start(struct bus *b)
+{
+	if (b->o.tls == NULL || b->loop == NULL || b->tls_hs)
+		return 0;
+	unsigned n = uv_available_parallelism();
+	n = n > 1 ? n - 1 : 1;
+	if (n > HS_THREADS_MAX)
+		n = HS_THREADS_MAX;
+	struct bus_tls_hs *h = ep_calloc(1, sizeof(*h));
+	int rc = bus_authpool_start(b->loop, n, HS_JOBS(n), hs_room, h, &h->pool);
+	if (rc < 0) {
+		ep_free(h);
+		return rc;
+	}
+	b->tls_hs = h;
+	return 0;
+}
+
+void bus_tls_stop(struct bus *b)
+{
+	struct bus_tls_hs *h = b->tls_hs;
+	if (h == NULL)
+		return;
+	/* Every connection is closing: none waits, and the steps away come back with
+	 * EP_ECLOSED or their result, to a closing connection. */
+	bus_authpool_stop(h->pool);
+	b->tls_hs = NULL;
+	ep_free(h);
 }
 
 /* --- The transport --- */
@@ -306,6 +498,9 @@ static void tls_read_stop(struct bus_conn *c)
 /* The session has no plaintext left over: tls_read() hands over all it decrypts. */
 static int tls_read_resume(struct bus_conn *c)
 {
+	struct tls_conn *t = c->tp_data;
+	if (t && (t->away || t->waiting))
+		return 0; /* hs_stepped() reads again */
 	return uv_read_start((uv_stream_t *)&c->tcp, tls_alloc, tls_read);
 }
 
@@ -393,9 +588,10 @@ static void handle_closed(uv_handle_t *h)
 	struct bus_conn *c = h->data;
 	struct tls_conn *t = c->tp_data;
 	if (t && --t->open_handles == 0) {
-		ep_tls_free(t->tls);
-		ep_free(t->wbuf);
-		ep_free(t);
+		if (t->away)
+			t->orphan = true; /* the worker still has the session: hs_done() frees */
+		else
+			tls_conn_free(t);
 		c->tp_data = NULL;
 	}
 	bus_conn_on_handle_closed(c);
@@ -404,12 +600,24 @@ static void handle_closed(uv_handle_t *h)
 static void tls_close(struct bus_conn *c)
 {
 	struct tls_conn *t = c->tp_data;
+	if (t && t->waiting)
+		wait_unlink(c->bus->tls_hs, t);
 	if (t) {
 		t->open_handles = t->timer_open ? 2 : 1;
 		if (t->timer_open)
 			uv_close((uv_handle_t *)&t->timer, handle_closed);
 	}
 	uv_close((uv_handle_t *)&c->tcp, handle_closed);
+}
+
+/* Before conn.c shuts the write side down: the orderly end of the TLS stream. */
+static void tls_end(struct bus_conn *c)
+{
+	struct tls_conn *t = c->tp_data;
+	if (t == NULL || t->tls == NULL || t->away || t->phase != PH_OPEN)
+		return;
+	if (ep_tls_close_notify(t->tls) == 0)
+		pump(c, t);
 }
 
 const struct bus_transport bus_tls_transport = {
@@ -420,4 +628,5 @@ const struct bus_transport bus_tls_transport = {
 	.try_write = tls_try_write,
 	.write = tls_write,
 	.close = tls_close,
+	.end = tls_end,
 };

@@ -4,6 +4,14 @@
  * the caller drains with ep_tls_out()/ep_tls_out_consume(). Nothing here blocks or
  * does I/O; "would block" is mbedTLS's WANT_READ when the input queue is empty.
  *
+ * Threads: a session may move to another thread between calls (the bus runs server
+ * handshakes on its own workers, src/bus/tls.c), one thread at a time. Sessions on
+ * different threads share their conf: mbedTLS 2.28 allows that with
+ * MBEDTLS_THREADING_C, which locks the random generator (ctr_drbg, entropy) and the
+ * RSA key's blinding values, and its EC key wrappers sign and verify on a copy of
+ * the key's group (the table of multiples of the base point is computed there, not
+ * cached in the shared key). Without MBEDTLS_THREADING_C this file does not build.
+ *
  * The output queue takes all that mbedTLS writes, so encrypting never stops half
  * way; the caller bounds it by not encrypting more while it cannot send (the bus
  * counts what it has not sent against max_pending).
@@ -12,6 +20,10 @@
 #include <string.h>
 
 #include "tls/internal.h"
+
+#if !defined(MBEDTLS_THREADING_C)
+#error "mbedTLS without MBEDTLS_THREADING_C: the bus's handshake workers share a conf"
+#endif
 
 #define BUF_MIN 4096
 #define BUF_SHRINK (256 * 1024) /* an emptied queue larger than this is freed */
@@ -156,19 +168,26 @@ static bool would_block(int rc)
 	return rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE;
 }
 
-int ep_tls_read(struct ep_tls *t, char *buf, size_t cap)
+int ep_tls_handshake(struct ep_tls *t)
 {
-	int rc;
 	if (t->failed)
 		return EP_ETLS;
-	if (!t->done) {
-		rc = mbedtls_ssl_handshake(&t->ssl);
-		if (would_block(rc))
-			return 0;
-		if (rc != 0)
-			return fail(t, rc);
-		t->done = true;
-	}
+	if (t->done)
+		return 1;
+	int rc = mbedtls_ssl_handshake(&t->ssl);
+	if (would_block(rc))
+		return 0;
+	if (rc != 0)
+		return fail(t, rc);
+	t->done = true;
+	return 1;
+}
+
+int ep_tls_read(struct ep_tls *t, char *buf, size_t cap)
+{
+	int rc = ep_tls_handshake(t);
+	if (rc <= 0)
+		return rc;
 	if (cap == 0 || t->in.len == t->in.off) {
 		if (mbedtls_ssl_get_bytes_avail(&t->ssl) == 0)
 			return 0;
@@ -199,6 +218,16 @@ int ep_tls_write(struct ep_tls *t, const char *p, size_t n)
 		p += rc;
 		n -= (size_t)rc;
 	}
+	return 0;
+}
+
+int ep_tls_close_notify(struct ep_tls *t)
+{
+	if (t->failed || !t->done)
+		return EP_ETLS;
+	int rc = mbedtls_ssl_close_notify(&t->ssl);
+	if (rc != 0 && !would_block(rc))
+		return fail(t, rc);
 	return 0;
 }
 

@@ -291,3 +291,47 @@ TEST(bus_parser_big_payload_in_pieces)
 	bus_parser_free(p);
 	free(text);
 }
+
+/* op->ctl of one operation parsed from text in one piece (-1: not exactly one op). */
+static int ctl_of(enum bus_parse_dir dir, const char *text, size_t len)
+{
+	struct bus_parser *p = bus_parser_new(dir, 4096, 1 << 20);
+	struct bus_op op;
+	size_t used;
+	int rc = bus_parse(p, text, len, &used, &op);
+	int out = rc == 1 && used == len ? op.ctl : -1;
+	bus_parser_free(p);
+	return out;
+}
+
+/* A control byte is flagged in a subject, a reply or a queue group (the fields that
+ * are matched and checked), not in a sid, and 0x7f counts; the split of the
+ * argument line that finds it is the same one pass that finds the fields. */
+TEST(bus_parser_control_bytes_per_field)
+{
+	static const struct {
+		enum bus_parse_dir dir;
+		const char *text;
+		size_t len;
+		int ctl;
+	} cases[] = {
+		{BUS_PARSE_SERVER, "PUB a.b 1\r\nx\r\n", 14, 0},
+		{BUS_PARSE_SERVER, "PUB a\0b 1\r\nx\r\n", 14, 1},
+		{BUS_PARSE_SERVER, "PUB a\x1b 1\r\nx\r\n", 13, 1},
+		{BUS_PARSE_SERVER, "PUB a\x7f 1\r\nx\r\n", 13, 1},
+		{BUS_PARSE_SERVER, "PUB a r\x01 1\r\nx\r\n", 15, 1},
+		{BUS_PARSE_SERVER, "PUB a r 1\r\nx\r\n", 14, 0},
+		{BUS_PARSE_SERVER, "SUB a\x01 1\r\n", 10, 1},
+		{BUS_PARSE_SERVER, "SUB a q\x01 1\r\n", 12, 1},
+		{BUS_PARSE_SERVER, "SUB a q 1\x01\r\n", 12, 0},
+		{BUS_PARSE_SERVER, "SUB a 1\x01\r\n", 10, 0},
+		{BUS_PARSE_CLIENT, "MSG a 1\x01 1\r\nx\r\n", 15, 0},
+		{BUS_PARSE_CLIENT, "MSG a 1 r\x7f 1\r\nx\r\n", 17, 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = ctl_of(cases[i].dir, cases[i].text, cases[i].len);
+		if (got != cases[i].ctl)
+			fprintf(stderr, "case %zu: ctl %d, expected %d\n", i, got, cases[i].ctl);
+		ASSERT(got == cases[i].ctl);
+	}
+}

@@ -3,8 +3,10 @@
  * wired back to back in memory, with certificates made at test time (tls_certs.c).
  * Covers a verified handshake, a wrong CA, name and address mismatches, expired
  * certificates, client certificates (mTLS) required, missing and accepted, large
- * data both ways, garbage input, and the messages of ep_tls_conf_new().
+ * data both ways, garbage input, the messages of ep_tls_conf_new(), server sessions
+ * of one conf handshaking on several threads at once, and close_notify.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -534,5 +536,96 @@ TEST(tls_conf_errors)
 							     .key_file = enc_path}, EP_ETLS),
 		       want);
 	free(key);
+	free_pki(&p);
+}
+
+/* --- Threads (the bus's handshake workers) and close_notify --- */
+
+#define HS_THREADS 4
+#define HS_EACH 6
+
+struct hs_arg {
+	struct ep_tls_conf *cc, *sc;
+	int ok;
+};
+
+/* Handshakes one pair after another, the server side through ep_tls_handshake()
+ * as the bus's workers call it, then one round trip on the same thread. */
+static void *hs_thread(void *arg)
+{
+	struct hs_arg *a = arg;
+	for (int i = 0; i < HS_EACH; i++) {
+		struct peer c = {0}, s = {0};
+		if (ep_tls_new(a->cc, NULL, &c.t) || ep_tls_new(a->sc, NULL, &s.t))
+			return NULL;
+		int rc = 0;
+		for (int k = 0; k < 100 && rc == 0; k++) {
+			peer_read(&c);
+			rc = ep_tls_handshake(s.t);
+			move(&c, &s, SIZE_MAX);
+			move(&s, &c, SIZE_MAX);
+		}
+		peer_read(&c);
+		if (rc == 1 && ep_tls_handshake_done(c.t) && ep_tls_write(c.t, "hi", 2) == 0) {
+			move(&c, &s, SIZE_MAX);
+			peer_read(&s);
+			if (s.ngot == 2 && memcmp(s.got, "hi", 2) == 0)
+				a->ok++;
+		}
+		peer_free(&c);
+		peer_free(&s);
+	}
+	return NULL;
+}
+
+TEST(tls_server_sessions_of_one_conf_on_threads)
+{
+	struct pki p;
+	make_pki(&p);
+	struct ep_tls_conf *cc[HS_THREADS], *sc;
+	sc = conf(true, &(struct ep_tls_opts){.cert_file = p.server.cert, .key_file = p.server.key});
+	pthread_t th[HS_THREADS];
+	struct hs_arg args[HS_THREADS];
+	for (int i = 0; i < HS_THREADS; i++) {
+		/* The clients' confs are their own; the server conf is shared. */
+		cc[i] = conf(false, &(struct ep_tls_opts){.ca_file = p.ca.cert,
+							  .server_name = "localhost"});
+		args[i] = (struct hs_arg){.cc = cc[i], .sc = sc};
+		ASSERT_INT_EQ(pthread_create(&th[i], NULL, hs_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < HS_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		ASSERT_INT_EQ(args[i].ok, HS_EACH);
+		ep_tls_conf_free(cc[i]);
+	}
+	ep_tls_conf_free(sc);
+	free_pki(&p);
+}
+
+TEST(tls_close_notify_is_an_orderly_end)
+{
+	struct pki p;
+	make_pki(&p);
+	struct ep_tls_conf *cc, *sc;
+	struct peer c, s;
+	struct ep_tls *early;
+	struct ep_tls_conf *ec = conf(true, &(struct ep_tls_opts){.cert_file = p.server.cert,
+								  .key_file = p.server.key});
+	ASSERT_INT_EQ(ep_tls_new(ec, NULL, &early), 0);
+	ASSERT_INT_EQ(ep_tls_close_notify(early), EP_ETLS); /* before the handshake */
+	ep_tls_free(early);
+	ep_tls_conf_free(ec);
+	connect_pair(&(struct ep_tls_opts){.ca_file = p.ca.cert, .server_name = "localhost"},
+		     &(struct ep_tls_opts){.cert_file = p.server.cert, .key_file = p.server.key},
+		     &cc, &sc, &c, &s);
+	expect_ok(&c, &s);
+	ASSERT_INT_EQ(ep_tls_write(s.t, "bye\r\n", 5), 0);
+	ASSERT_INT_EQ(ep_tls_close_notify(s.t), 0);
+	run(&c, &s, SIZE_MAX);
+	/* What came before the alert is read, then the session ends as closed. */
+	ASSERT_INT_EQ(c.ngot, 5);
+	ASSERT_INT_EQ(c.err, EP_ETLS);
+	ASSERT(ep_tls_peer_closed(c.t));
+	close_pair(cc, sc, &c, &s);
 	free_pki(&p);
 }
