@@ -1,7 +1,7 @@
 /*
  * main.c - the edgepoint command line. It parses arguments and calls the modules;
  * it holds no logic of its own. Exit codes: 0 ok, 1 runtime failure, 2 usage error,
- * 3 configuration error.
+ * 3 configuration error, 4 the store cannot be opened.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,7 +32,9 @@ static const char footer[] =
 	"\n"
 	"Without -c, serve runs on an embedded default configuration: data under\n"
 	"./edgepoint-data (or $EDGEPOINT_DATA), the bus on 127.0.0.1:4222.\n"
-	"Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 configuration error.\n"
+	"Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 configuration error,\n"
+	"4 the store (data_dir/edgepoint.db) cannot be opened: damaged, not writable or\n"
+	"on a full disk (docs/operations.md).\n"
 	"'edgepoint help COMMAND' explains one command. Configuration keys: docs/config.md.\n";
 
 static void print_overview(FILE *f)
@@ -141,7 +143,10 @@ static const struct command commands[] = {
 	{"check-config", "check-config FILE", "validate a configuration file", cmd_check_config},
 	{"passwd", "passwd [--iterations N]", "hash a password for bus.auth.users", service_passwd},
 	{"get", "get NODE [TYPE[.KEY]]", "print a node's points from a running gateway", cli_get},
-	{"set", "set NODE TYPE[.KEY] VALUE|--text T", "write a point", cli_set},
+	{"set", "set NODE TYPE[.KEY]=VALUE ...", "write points of a node", cli_set},
+	{"add", "add NODE TYPE [--parent P] [T=V ...]", "create a node", cli_add},
+	{"move", "move NODE PARENT", "move a node under another parent", cli_move},
+	{"history", "history NODE TYPE[.KEY] [--since D]", "print a point's past", cli_history},
 	{"tree", "tree [NODE]", "print the node tree", cli_tree},
 	{"watch", "watch [SUBJECT]", "print messages as they arrive (default p.>)", cli_watch},
 	{"export", "export", "print a configuration file that recreates the tree", cli_export},

@@ -14,7 +14,17 @@
  *          UPDATE in ONE transaction, into a fresh database with the same schema
  *          for points and the same pragmas (WAL, synchronous=NORMAL).
  *
- * Each repetition (default 5) runs both on fresh files, one after the other; the
+ *   samples: new samples of points that exist (the points written once untimed,
+ *          then again 1 s later, timed), as a gateway polling the same IOs does;
+ *          once with history off and once on for every point (store.history with
+ *          point_types ["*"]: each sample also becomes a history row). Target:
+ *          with history, at least 0.5 of the rate without.
+ *   query:  one point with a week of 1-second samples (604,800 rows, written
+ *          through the store), then store_history_query() into 1,000 buckets and
+ *          a raw page of 1,000 points, each timed 5 times (medians). Target: the
+ *          buckets in at most 100 ms.
+ *
+ * Each repetition (default 5) runs the first three on fresh files, one after the other; the
  * figures printed on stdout are the medians, the ratio is median over median, and
  * each repetition's figures go to stderr.
  * Usage: bench_store [-n points] [-m points_per_message] [-r repetitions]
@@ -97,10 +107,40 @@ static void die(const char *what, int rc)
 }
 
 /* Points per second through the store. */
-static double run_store(const struct bench *b, bool outbox)
+static const char *const all_types[] = {"*", NULL};
+
+/* The points again, one second later: new samples of existing points. */
+static void advance(const struct bench *b, int64_t by)
+{
+	for (size_t i = 0; i < b->npoints; i++)
+		b->points[i].time += by;
+}
+
+static void write_all(const struct bench *b, struct store *st, uv_loop_t *loop,
+		      struct progress *pr)
+{
+	size_t nmsg = (b->npoints + b->per_msg - 1) / b->per_msg;
+	char id[32];
+	for (size_t m = 0; m < nmsg; m++) {
+		size_t first = m * b->per_msg;
+		size_t n = b->npoints - first < b->per_msg ? b->npoints - first : b->per_msg;
+
+		node_id(first / TYPES_PER_NODE, id, sizeof(id));
+		int rc = store_write_points(st, id, &b->points[first], n, on_write, pr);
+		if (rc < 0)
+			die("store_write_points", rc);
+	}
+	uv_run(loop, UV_RUN_DEFAULT); /* returns once every callback has run */
+}
+
+/* Points per second through the store; with warm, of a second pass over points
+ * that exist already (the first pass untimed). */
+static double run_store(const struct bench *b, bool outbox, bool history, bool warm)
 {
 	struct store_opts o = {.batch_window = b->window, .outbox = outbox,
-			       .max_batch = b->max_batch};
+			       .max_batch = b->max_batch,
+			       .history = {.on = history, .node_types = all_types,
+					   .point_types = all_types}};
 	struct ep_errbuf eb = {{0}};
 	struct progress pr = {0};
 	struct ep_point nt;
@@ -130,18 +170,16 @@ static double run_store(const struct bench *b, bool outbox)
 	}
 	store_flush(st);
 
-	t0 = uv_hrtime();
-	for (size_t m = 0; m < nmsg; m++) {
-		size_t first = m * b->per_msg;
-		size_t n = b->npoints - first < b->per_msg ? b->npoints - first : b->per_msg;
-
-		node_id(first / TYPES_PER_NODE, id, sizeof(id));
-		rc = store_write_points(st, id, &b->points[first], n, on_write, &pr);
-		if (rc < 0)
-			die("store_write_points", rc);
+	if (warm) {
+		write_all(b, st, &loop, &pr);
+		advance(b, EP_NS_PER_SEC);
+		pr.done = 0;
 	}
-	uv_run(&loop, UV_RUN_DEFAULT); /* returns once every callback has run */
+	t0 = uv_hrtime();
+	write_all(b, st, &loop, &pr);
 	t1 = uv_hrtime();
+	if (warm)
+		advance(b, -EP_NS_PER_SEC);
 	if (pr.done != nmsg || pr.failed != 0) {
 		fprintf(stderr, "bench_store: %zu of %zu writes answered, %zu failed\n",
 			pr.done, nmsg, pr.failed);
@@ -151,6 +189,78 @@ static double run_store(const struct bench *b, bool outbox)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return (double)b->npoints / ((double)(t1 - t0) / 1e9);
+}
+
+static double median(double *v, int n);
+
+/* A week of 1-second samples of one point, then the history queries, timed. */
+static void run_query(const struct bench *b)
+{
+	enum { WEEK = 604800, PER_MSG = 1000, TIMES = 5 };
+	struct store_opts o = {.batch_window = b->window,
+			       .history = {.on = true, .node_types = all_types,
+					   .point_types = all_types}};
+	struct ep_errbuf eb = {{0}};
+	struct progress pr = {0};
+	struct ep_point nt, *p = ep_calloc(PER_MSG, sizeof(*p));
+	struct store *st;
+	uv_loop_t loop;
+	char path[4200];
+	double bucket_ms[TIMES], raw_ms[TIMES];
+
+	fresh_path(b, "history", path, sizeof(path));
+	uv_loop_init(&loop);
+	if (store_open(&loop, path, &o, &st, &eb) < 0) {
+		fprintf(stderr, "bench_store: %s\n", eb.msg);
+		exit(1);
+	}
+	ep_point_init(&nt);
+	ep_strlcpy(nt.type, "nodeType", sizeof(nt.type));
+	nt.time = T0;
+	nt.text = "variable";
+	store_write_edge(st, "t1", "root", &nt, 1, NULL, NULL);
+	for (int m = 0; m < WEEK / PER_MSG + 1; m++) {
+		size_t n = 0;
+		for (int i = m * PER_MSG; i < (m + 1) * PER_MSG && i < WEEK; i++, n++) {
+			ep_point_init(&p[n]);
+			ep_strlcpy(p[n].type, "value", sizeof(p[n].type));
+			p[n].time = T0 + (int64_t)i * EP_NS_PER_SEC;
+			p[n].value = 20.0 + (double)(i % 3600) / 360.0;
+			p[n].has_value = true;
+		}
+		if (n > 0)
+			store_write_points(st, "t1", p, n, on_write, &pr);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	int64_t rows;
+	store_history_size(st, &rows, NULL);
+	for (int t = 0; t < TIMES; t++) {
+		struct store_hist_query q = {.node = "t1", .type = "value", .key = "0", .start = T0,
+					     .end = T0 + (int64_t)WEEK * EP_NS_PER_SEC,
+					     .buckets = 1000};
+		struct store_hist_result r;
+		uint64_t t0 = uv_hrtime();
+		if (store_history_query(st, &q, &r) < 0 || r.nb != 1000)
+			die("the bucket query", EP_ESTORE);
+		bucket_ms[t] = (double)(uv_hrtime() - t0) / 1e6;
+		store_hist_result_free(&r);
+		q.buckets = 0;
+		q.limit = 1000;
+		q.after = T0 + (int64_t)(t * 100000) * EP_NS_PER_SEC;
+		t0 = uv_hrtime();
+		if (store_history_query(st, &q, &r) < 0 || r.n != 1000)
+			die("the raw query", EP_ESTORE);
+		raw_ms[t] = (double)(uv_hrtime() - t0) / 1e6;
+		store_hist_result_free(&r);
+	}
+	printf("history_rows %lld\n", (long long)rows);
+	printf("history_1000_buckets_ms %.1f\n", median(bucket_ms, TIMES));
+	printf("history_raw_1000_points_ms %.2f\n", median(raw_ms, TIMES));
+	store_close(st);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	ep_free(p);
+	fresh_path(b, "history", path, sizeof(path));
 }
 
 static void raw_exec(sqlite3 *db, const char *sql)
@@ -237,7 +347,8 @@ int main(int argc, char **argv)
 {
 	struct bench b = {.npoints = 200000, .per_msg = 100, .reps = 5,
 			  .window = 2 * EP_NS_PER_MS, .dir = "."};
-	double store_v[MAX_REPS], raw_v[MAX_REPS], outbox_v[MAX_REPS];
+	double store_v[MAX_REPS], raw_v[MAX_REPS], outbox_v[MAX_REPS], hist_v[MAX_REPS];
+	double warm_v[MAX_REPS];
 	char path[4200];
 	double sm, rm;
 	int c;
@@ -270,12 +381,14 @@ int main(int argc, char **argv)
 	       "repetitions %d (medians) sqlite %s\n", b.npoints, b.nnodes, b.per_msg,
 	       (double)b.window / EP_NS_PER_MS, b.reps, sqlite3_libversion());
 	for (int r = 0; r < b.reps; r++) {
-		store_v[r] = run_store(&b, false);
+		store_v[r] = run_store(&b, false, false, false);
 		raw_v[r] = run_raw(&b);
+		warm_v[r] = run_store(&b, false, false, true);
+		hist_v[r] = run_store(&b, false, true, true);
 		if (b.outbox)
-			outbox_v[r] = run_store(&b, true);
-		fprintf(stderr, "rep %d: store %.0f raw %.0f points/s\n", r + 1, store_v[r],
-			raw_v[r]);
+			outbox_v[r] = run_store(&b, true, false, false);
+		fprintf(stderr, "rep %d: store %.0f raw %.0f; new samples: %.0f, with history "
+			"%.0f points/s\n", r + 1, store_v[r], raw_v[r], warm_v[r], hist_v[r]);
 	}
 	sm = median(store_v, b.reps);
 	rm = median(raw_v, b.reps);
@@ -284,6 +397,10 @@ int main(int argc, char **argv)
 	if (b.outbox)
 		printf("store_outbox_points_per_s %.0f\n", median(outbox_v, b.reps));
 	printf("ratio %.2f\n", sm / rm);
+	printf("store_samples_points_per_s %.0f\n", median(warm_v, b.reps));
+	printf("store_samples_history_points_per_s %.0f\n", median(hist_v, b.reps));
+	printf("history_ratio %.2f\n", median(hist_v, b.reps) / median(warm_v, b.reps));
+	run_query(&b);
 	fresh_path(&b, "store", path, sizeof(path));
 	fresh_path(&b, "raw", path, sizeof(path));
 	ep_free(b.points);

@@ -15,5 +15,8 @@ int cli_watch(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_delete(int argc, char **argv);
+int cli_add(int argc, char **argv);
+int cli_move(int argc, char **argv);
+int cli_history(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@
 #define EDGEPOINT_CLOUD_H
 
 #include "edgepoint/core.h"
+#include "edgepoint/config.h"
 #include "edgepoint/point.h"
 
 /* One stream as cloud.json configures it. */
@@ -48,6 +49,7 @@ struct cloud_config {
 	struct {
 		bool sync_full;
 		int64_t batch_window; /* ns */
+		struct config_history history; /* each device's history (config.h) */
 	} store;
 };
 

@@ -55,6 +55,21 @@ struct config_bus_auth {
 	int64_t lockout;      /* ns */
 };
 
+/* store.history (config/history.c): what the store keeps of each point's past. The
+ * cloud's cloud.json has the same object for the fleet's device stores. */
+struct config_history {
+	bool on;
+	char **node_types;  /* NULL-ended; "*" = any */
+	char **point_types; /* NULL-ended; "*" = any */
+	bool text;          /* text points too (numbers always) */
+	int64_t max_age;    /* ns; 0 = no age limit */
+	int64_t max_bytes;  /* 0 = no size limit */
+};
+void config_history_free(struct config_history *h);
+/* The store's options for h; the lists stay h's (the store copies them at open). */
+struct store_history_opts;
+void config_history_opts(const struct config_history *h, struct store_history_opts *o);
+
 struct config {
 	char *path;       /* as given; "(embedded default)" for the built-in config */
 	int64_t mtime;    /* file modification time, ns; the merge time of its points */
@@ -83,6 +98,7 @@ struct config {
 	struct {
 		bool sync_full;       /* PRAGMA synchronous=FULL instead of NORMAL */
 		int64_t batch_window; /* ns to wait for more writes before a commit */
+		struct config_history history;
 	} store;
 	struct config_node *nodes; /* children of the device node */
 	size_t nnodes;
@@ -108,6 +124,8 @@ struct cJSON *config_points_to_cjson(const char *type, const struct ep_point *p,
 bool config_node_type_known(const char *type);
 bool config_child_allowed(const char *parent_type, const char *child_type);
 void config_node_types_text(char *buf, size_t sz);
+/* The node types allowed under a node of parent_type, as text ("none" if none). */
+void config_children_text(const char *parent_type, char *buf, size_t sz);
 
 /* The built-in default, used when serve runs without -c. */
 extern const char config_default_json[];
@@ -129,6 +147,9 @@ int config_load(const char *path, struct config *out, struct ep_errbuf *eb);
 /* The embedded default, with data_dir from $EDGEPOINT_DATA or ./edgepoint-data. */
 int config_load_default(struct config *out, struct ep_errbuf *eb);
 void config_free(struct config *c);
+/* Frees the node tree alone (c->nodes, once applied: the store has it); the
+ * settings stay. */
+void config_free_nodes(struct config *c);
 
 /* The TLS options of the bus listeners from bus.tls; the strings point into c. */
 struct ep_tls_opts;
@@ -148,9 +169,29 @@ int config_device_id(const char *data_dir, char *out);
  * mtime more than c->max_clock_skew ahead of the clock is clamped (logged): to the
  * time that version of the file was first applied, kept in the device node's
  * configFileTime point. A node moved in the file moves (one live parent). Nodes the
- * store's tree refuses (it changed at runtime) are logged and skipped. Blocks until
- * committed (start-up and reload only).
+ * store's tree refuses (it changed at runtime) are logged and skipped. The whole
+ * file is one store transaction. Blocks until committed (start-up and tests):
+ * config_apply_prepare() + config_apply_submit() + store_flush().
  */
 int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb);
+
+/*
+ * The same in two steps, so that the loop never waits (a reload):
+ * config_apply_prepare() builds every write (on any thread: it only reads the store,
+ * for configFileTime), config_apply_submit() queues them on the loop thread, and
+ * done runs on the loop once the last write is answered, with rc 0 or the first
+ * failure and msg saying which node (NULL when rc is 0). c must stay valid and
+ * unchanged until then; config_apply_free() after done (or instead of submitting).
+ * A submit that fails (EP_ECLOSED) calls nothing.
+ */
+struct config_apply;
+typedef void (*config_apply_cb)(void *arg, int rc, const char *msg);
+int config_apply_prepare(const struct config *c, struct store *st, struct config_apply **out,
+			 struct ep_errbuf *eb);
+int config_apply_submit(struct config_apply *a, struct store *st, config_apply_cb done,
+			void *arg);
+/* The number of writes prepared (nodes, their points, the device node). */
+size_t config_apply_writes(const struct config_apply *a);
+void config_apply_free(struct config_apply *a);
 
 #endif

@@ -78,6 +78,9 @@ void *ep_realloc(void *p, size_t n);
 char *ep_strdup(const char *s);
 char *ep_strndup(const char *s, size_t n);
 void ep_free(void *p);
+/* A copy of a NULL-ended list of strings (NULL: an empty list), and its free. */
+char **ep_strv_dup(const char *const *v);
+void ep_strv_free(char **v);
 /* Copy src into dst of size dstsz, always NUL-terminated; returns strlen(src). */
 size_t ep_strlcpy(char *dst, const char *src, size_t dstsz);
 

@@ -18,6 +18,7 @@ enum {
 	EP_EXIT_FAILURE = 1, /* runtime failure: store, listener, I/O */
 	EP_EXIT_USAGE = 2,   /* bad command line */
 	EP_EXIT_CONFIG = 3,  /* invalid configuration */
+	EP_EXIT_STORE = 4,   /* the store cannot be opened: damaged, not writable, full */
 };
 
 /*

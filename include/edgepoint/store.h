@@ -53,6 +53,20 @@ struct store_opts {
 	 * node of parent_type ("root" for the device node's parent)? Checked in the
 	 * write's transaction for every edge that is live after it. NULL: any. */
 	bool (*child_allowed)(const char *parent_type, const char *child_type);
+	struct store_history_opts {
+		/* History (history.c): node points kept with their own time. A point is
+		 * kept when its node's type is in node_types and its type in point_types
+		 * (NULL-ended lists, "*" = any; copied at open), it has a value (or, with
+		 * text, a text), it is no secret and no tombstone, and it is not older than
+		 * max_age. Off: nothing is kept (what is there stays, queries answer). */
+		bool on;
+		const char *const *node_types;
+		const char *const *point_types;
+		bool text;
+		int64_t max_age;   /* ns; 0 = no age limit */
+		int64_t max_bytes; /* the rows' estimated size (history.c); 0 = no limit */
+		int64_t (*now)(void); /* the clock max_age counts on; NULL = ep_time_now */
+	} history;
 };
 
 struct store_node {
@@ -68,6 +82,8 @@ struct store_stats {
 	uint64_t points_ignored; /* older than what was stored */
 	uint64_t write_errors;   /* write requests that failed */
 	uint64_t outbox_dropped; /* since the database was created (kept in meta) */
+	uint64_t history_recorded; /* history rows written since open */
+	uint64_t history_trimmed;  /* history rows removed by retention since open */
 };
 
 /*
@@ -148,6 +164,29 @@ int store_write_checked(struct store *st, const char *node, const char *parent,
  * have run. Use at start-up, shutdown, in the CLI and in tests, not in handlers. */
 int store_flush(struct store *st);
 
+/*
+ * A list of writes, built on any thread without the store (the configuration
+ * file's tree, parsed off the loop), then queued at once: store_list_submit() takes
+ * the loop thread only for a mutex and a few pointers, however long the list, and
+ * the worker commits the whole list in one transaction (with nothing else in it but
+ * writes queued after it that still fit its batch), so readers see all of it or
+ * none of it. Each write's callback runs after the commit as for store_write_*();
+ * the loop runs the callbacks and the change feed of a long list in slices of a few
+ * milliseconds, serving other work in between. store_list_points() and
+ * store_list_edge() copy like store_write_points() and store_write_edge() and give
+ * the same EP_EINVAL; store_list_submit() consumes the list (EP_ECLOSED: the store is
+ * closing, no callback runs). store_list_free() drops a list not submitted.
+ */
+struct store_list;
+struct store_list *store_list_new(void);
+int store_list_points(struct store_list *l, const char *node, const struct ep_point *p,
+		      size_t n, store_write_cb cb, void *arg);
+int store_list_edge(struct store_list *l, const char *node, const char *parent,
+		    const struct ep_point *p, size_t n, store_write_cb cb, void *arg);
+size_t store_list_count(const struct store_list *l);
+int store_list_submit(struct store *st, struct store_list *l);
+void store_list_free(struct store_list *l);
+
 /* Reads. EP_ENOENT when the node (or point, or edge) does not exist; EP_EINVAL for
  * a NULL st or a malformed id. store_node_get() gives the node's live edge (the
  * lowest parent id among several), else a deleted one with tombstone set. */
@@ -199,5 +238,49 @@ void store_outbox_config(struct store *st, bool on, int64_t max_rows, int64_t ma
  * node NULL clears it. Taken with the next batch. Loop thread.
  */
 void store_outbox_skip(struct store *st, const char *node, const char *const *types);
+
+/*
+ * History queries (history.c), on any thread but the loop's: they may take tens of
+ * milliseconds. They use a connection of their own, one query at a time, so node
+ * queries never wait behind them. The range is [start, end). Raw: at most limit
+ * points with time > after (start - 1 for the first page), in time order, more set
+ * when there are others in the range. Buckets (buckets > 0): the range cut into
+ * that many equal buckets (the last may be shorter), each with min, max, mean, last
+ * and count of the numeric values in it, computed by SQL; a bucket without values
+ * has count 0. EP_ENOENT when nothing was ever recorded for the point.
+ */
+struct store_hist_query {
+	const char *node, *type, *key;
+	int64_t start, end;
+	int64_t after;
+	size_t limit;
+	unsigned buckets;
+};
+struct store_hist_point {
+	int64_t time;
+	bool has_value;
+	double value;
+	char *text; /* NULL when none */
+};
+struct store_hist_bucket {
+	int64_t start, end;
+	int64_t count;
+	double min, max, mean, last;
+	int64_t last_time;
+};
+struct store_hist_result {
+	struct store_hist_point *pts;
+	size_t n;
+	bool more;
+	struct store_hist_bucket *b;
+	size_t nb;
+};
+#define STORE_HIST_BUCKETS_MAX 10000
+#define STORE_HIST_LIMIT_MAX 10000
+int store_history_query(struct store *st, const struct store_hist_query *q,
+			struct store_hist_result *out);
+void store_hist_result_free(struct store_hist_result *r);
+/* What the history holds: rows and their estimated bytes (committed state). */
+void store_history_size(struct store *st, int64_t *rows, int64_t *bytes);
 
 #endif

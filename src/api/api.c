@@ -201,6 +201,7 @@ int api_start(struct bus *bus, struct store *st, const struct api_opts *o, struc
 	if ((rc = bus_subscribe(bus, "p.*", NULL, api__on_points, a, &a->sub_points)) < 0 ||
 	    (rc = bus_subscribe(bus, "e.*.*", NULL, api__on_edges, a, &a->sub_edges)) < 0 ||
 	    (rc = bus_subscribe(bus, "nodes.*.*", NULL, api__on_nodes, a, &a->sub_nodes)) < 0 ||
+	    (rc = bus_subscribe(bus, "hist.*", NULL, api__on_history, a, &a->sub_hist)) < 0 ||
 	    (rc = bus_subscribe(bus, a->info_subject, NULL, api__on_info, a, &a->sub_info)) < 0)
 		goto out_unsub;
 	int64_t every = o->health_interval > 0 ? o->health_interval : API_DEFAULT_HEALTH;
@@ -218,6 +219,7 @@ out_unsub:
 	bus_unsubscribe(bus, a->sub_edges);
 	bus_unsubscribe(bus, a->sub_nodes);
 	bus_unsubscribe(bus, a->sub_info);
+	bus_unsubscribe(bus, a->sub_hist);
 	ep_free(a);
 	return rc;
 }
@@ -235,6 +237,7 @@ void api_stop(struct api *a)
 	bus_unsubscribe(a->bus, a->sub_edges);
 	bus_unsubscribe(a->bus, a->sub_nodes);
 	bus_unsubscribe(a->bus, a->sub_info);
+	bus_unsubscribe(a->bus, a->sub_hist);
 	store_on_change(a->store, NULL, NULL);
 	api__changes_free(a);
 	a->stopped = true;

@@ -17,7 +17,7 @@ struct api {
 	uv_loop_t *loop;
 	struct bus *bus;
 	struct store *store;
-	struct bus_sub *sub_points, *sub_edges, *sub_nodes, *sub_info;
+	struct bus_sub *sub_points, *sub_edges, *sub_nodes, *sub_info, *sub_hist;
 	char device_id[EP_TOKEN_MAX + 1];
 	char info_subject[EP_TOKEN_MAX + 16];
 	char health_subject[EP_TOKEN_MAX + 16];
@@ -56,11 +56,21 @@ void api__changes_free(struct api *a);
 /* Points as the bus shows them, secrets redacted (node_type may be NULL). */
 struct cJSON *api__points_json(const char *node_type, const struct ep_point *p, size_t n);
 
+/* history.c: a hist.<node> request's JSON into a query (node left for the caller),
+ * now being the time "end" defaults to; 0 or an error in eb. No I/O (fuzzed). */
+struct api_hist_req {
+	char type[EP_TOKEN_MAX + 1], key[EP_TOKEN_MAX + 1];
+	struct store_hist_query q; /* q.type and q.key point at the arrays above */
+};
+int api__hist_parse(const char *data, size_t len, int64_t now, struct api_hist_req *r,
+		    struct ep_errbuf *eb);
+
 /* The handlers, each subscribed by api_start(). */
 void api__on_points(void *arg, const struct bus_msg *m);
 void api__on_edges(void *arg, const struct bus_msg *m);
 void api__on_nodes(void *arg, const struct bus_msg *m);
 void api__on_info(void *arg, const struct bus_msg *m);
+void api__on_history(void *arg, const struct bus_msg *m);
 void api__on_health_timer(uv_timer_t *t);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * sys.c - `sys.<device>.info` requests and the periodic `sys.<device>.health`
  * message: version, uptime and the counters an operator looks at first (points
- * written, bus connections and traffic, store size, errors).
+ * written, bus connections and traffic, store and history size, errors).
  */
 #include <string.h>
 
@@ -30,6 +30,11 @@ static cJSON *status_json(struct api *a)
 	cJSON_AddNumberToObject(o, "commits", (double)ss.commits);
 	cJSON_AddNumberToObject(o, "storeBytes", (double)store_size(a->store));
 	cJSON_AddNumberToObject(o, "outboxDropped", (double)ss.outbox_dropped);
+	int64_t hrows, hbytes;
+	store_history_size(a->store, &hrows, &hbytes);
+	cJSON_AddNumberToObject(o, "historyRows", (double)hrows);
+	cJSON_AddNumberToObject(o, "historyBytes", (double)hbytes);
+	cJSON_AddNumberToObject(o, "historyTrimmed", (double)ss.history_trimmed);
 	cJSON_AddNumberToObject(o, "busConnections", (double)bs.connections);
 	cJSON_AddNumberToObject(o, "busTotalConnections", (double)bs.total_connections);
 	cJSON_AddNumberToObject(o, "busMsgsIn", (double)bs.msgs_in);

@@ -67,6 +67,12 @@ static const char **value_slot(struct cli_opts *o, const char *name)
 		{"--tls-cert", offsetof(struct cli_opts, tls_cert)},
 		{"--tls-key", offsetof(struct cli_opts, tls_key)},
 		{"--text", offsetof(struct cli_opts, text)},
+		{"--parent", offsetof(struct cli_opts, parent)},
+		{"--since", offsetof(struct cli_opts, since)},
+		{"--start", offsetof(struct cli_opts, start)},
+		{"--end", offsetof(struct cli_opts, end)},
+		{"--buckets", offsetof(struct cli_opts, buckets)},
+		{"--limit", offsetof(struct cli_opts, limit)},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (strcmp(rows[i].name, name) == 0)
@@ -227,6 +233,21 @@ static void on_reply(void *arg, int err, const struct bus_msg *m)
 
 int cli_request(struct cli *c, const char *subject, const char *payload, cJSON **reply)
 {
+	int rc = cli_request_quiet(c, subject, payload, reply);
+	if (rc != 0)
+		return rc;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(*reply, "error");
+	if (cJSON_IsString(e)) {
+		cli_fail(c->cmd, "%s", e->valuestring);
+		cJSON_Delete(*reply);
+		*reply = NULL;
+		return EP_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+int cli_request_quiet(struct cli *c, const char *subject, const char *payload, cJSON **reply)
+{
 	struct answer a = {0};
 	int rc = natsc_request(c->nc, subject, NULL, 0, payload, strlen(payload), c->o->timeout,
 			       on_reply, &a);
@@ -244,12 +265,6 @@ int cli_request(struct cli *c, const char *subject, const char *payload, cJSON *
 		return cli_fail(c->cmd, "%s: %s", subject, c->why[0] ? c->why : ep_strerror(a.err));
 	if (a.json == NULL)
 		return cli_fail(c->cmd, "%s: the answer is not JSON", subject);
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(a.json, "error");
-	if (cJSON_IsString(e)) {
-		cli_fail(c->cmd, "%s", e->valuestring);
-		cJSON_Delete(a.json);
-		return EP_EXIT_FAILURE;
-	}
 	*reply = a.json;
 	return 0;
 }

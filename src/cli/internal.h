@@ -17,7 +17,7 @@
 #include "edgepoint/point.h"
 #include "edgepoint/service.h"
 
-#define CLI_MAX_ARGS 8
+#define CLI_MAX_ARGS 64
 
 struct cli_opts {
 	const char *server; /* -s URL; default $EDGEPOINT_SERVER or nats://127.0.0.1:4222 */
@@ -25,6 +25,9 @@ struct cli_opts {
 	const char *inbox_prefix; /* --inbox-prefix; NULL = _INBOX.<user> or _INBOX */
 	const char *tls_ca, *tls_cert, *tls_key;
 	const char *text;  /* set --text */
+	const char *parent; /* add --parent */
+	const char *since, *start, *end; /* history */
+	const char *buckets, *limit;     /* history */
 	bool json;         /* --json */
 	bool deleted;      /* tree --deleted */
 	int64_t timeout;   /* --timeout, ns */
@@ -62,6 +65,8 @@ void cli_close(struct cli *c);
  * answer) and returns EP_EXIT_FAILURE.
  */
 int cli_request(struct cli *c, const char *subject, const char *payload, cJSON **reply);
+/* The same, but an {"error":...} answer is returned as it is, not printed. */
+int cli_request_quiet(struct cli *c, const char *subject, const char *payload, cJSON **reply);
 /* The same, for answers that must be {"ok":true}. */
 int cli_request_ok(struct cli *c, const char *subject, const char *payload);
 /* nodes.<parent>.<node> with a filter object (may be NULL); *nodes is the array
@@ -81,5 +86,16 @@ const char *cli_str(const cJSON *o, const char *name);
 
 /* One point's value as text: the text, or the number in its shortest exact form. */
 void cli_point_value(const cJSON *point, char *buf, size_t sz);
+/* "type" or "type.key" into its parts (key "" when absent); false when either is
+ * not a token. */
+bool cli_split_point(const char *s, char *type, char *key);
+/*
+ * "TYPE[.KEY]=VALUE" into p (initialised here; p->text points into s): a number
+ * or true/false is a value, anything else a text. false with why set when it is
+ * not such a pair.
+ */
+bool cli_parse_pair(const char *s, struct ep_point *p, char *why, size_t sz);
+/* One VALUE argument into p: a number or true/false; false (why set) if neither. */
+bool cli_parse_value(const char *v, struct ep_point *p, char *why, size_t sz);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * nodes.c - `edgepoint get`, `set`, `delete` and `tree`: reading and changing one
- * node's points, deleting a node, and printing the tree, through the gateway's
+ * nodes.c - `edgepoint get`, `delete` and `tree`: reading one node's points,
+ * deleting a node, and printing the tree, through the gateway's
  * nodes.*, p.* and e.* subjects; and cli_children(), which reads a node's children
  * page by page (a bus with 5,000 IOs is several pages).
  */
@@ -10,19 +10,6 @@
 
 #include "cli/internal.h"
 #include "edgepoint/point.h"
-
-/* "type" or "type.key" into its parts; false when either is not a token. */
-static bool split_point(const char *s, char *type, char *key)
-{
-	const char *dot = strchr(s, '.');
-	size_t tl = dot ? (size_t)(dot - s) : strlen(s);
-	if (!ep_token_validn(s, tl) || (dot && !ep_token_valid(dot + 1)))
-		return false;
-	memcpy(type, s, tl);
-	type[tl] = '\0';
-	ep_strlcpy(key, dot ? dot + 1 : "", EP_TOKEN_MAX + 1);
-	return true;
-}
 
 static void print_json(const cJSON *v)
 {
@@ -47,7 +34,7 @@ int cli_get(int argc, char **argv)
 		return rc;
 	if (!ep_token_valid(o.args[0]))
 		return cli_usage_error("get", "'%s' is not a node id", o.args[0]);
-	if (o.nargs == 2 && !split_point(o.args[1], type, key))
+	if (o.nargs == 2 && !cli_split_point(o.args[1], type, key))
 		return cli_usage_error("get", "'%s' is not TYPE or TYPE.KEY", o.args[1]);
 	if ((rc = cli_open(&c, "get", &o)) != 0)
 		return rc;
@@ -90,68 +77,6 @@ int cli_get(int argc, char **argv)
 	cJSON_Delete(reply);
 out_close:
 	cli_close(&c);
-	return rc;
-}
-
-static const char set_help[] =
-	"Writes one point of NODE: VALUE is a number or true/false; --text TEXT sets a\n"
-	"text instead. The point gets the current time and wins over older values.\n"
-	"Example: edgepoint set t1 valueSet 42.5\n";
-
-int cli_set(int argc, char **argv)
-{
-	struct cli_opts o;
-	struct cli c;
-	char type[EP_TOKEN_MAX + 1], key[EP_TOKEN_MAX + 1];
-	int rc = cli_parse(argc, argv, "set NODE TYPE[.KEY] VALUE | --text TEXT", set_help, 2, 3,
-			   &o);
-	if (rc >= 0)
-		return rc;
-	if (!ep_token_valid(o.args[0]))
-		return cli_usage_error("set", "'%s' is not a node id", o.args[0]);
-	if (!split_point(o.args[1], type, key))
-		return cli_usage_error("set", "'%s' is not TYPE or TYPE.KEY", o.args[1]);
-	if ((o.nargs == 3) == (o.text != NULL))
-		return cli_usage_error("set", "give a VALUE or --text TEXT (one of them)");
-
-	struct ep_point p;
-	ep_point_init(&p);
-	ep_strlcpy(p.type, type, sizeof(p.type));
-	if (key[0])
-		ep_strlcpy(p.key, key, sizeof(p.key));
-	p.time = ep_time_now();
-	if (o.text) {
-		p.text = (char *)o.text; /* borrowed until the JSON is made */
-	} else {
-		const char *v = o.args[2];
-		char *end;
-		p.has_value = true;
-		if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
-			p.value = v[0] == 't';
-		} else {
-			p.value = strtod(v, &end);
-			if (end == v || *end != '\0' || isnan(p.value))
-				return cli_usage_error("set", "'%s' is not a number or true/false; "
-						       "use --text for text", v);
-			/* JSON has no infinity: "inf", or 1e400 read as inf, would be sent
-			 * as a point without a value. */
-			if (isinf(p.value))
-				return cli_usage_error("set", "'%s' is not a finite number (at most "
-						       "1.7976931348623157e+308 either side of 0)", v);
-		}
-	}
-	char *json = ep_points_to_json(&p, 1);
-	char subject[EP_TOKEN_MAX + 8];
-	snprintf(subject, sizeof(subject), "p.%s", o.args[0]);
-	if ((rc = cli_open(&c, "set", &o)) == 0) {
-		rc = cli_request_ok(&c, subject, json);
-		if (rc == 0 && !o.json)
-			printf("%s %s = %s\n", o.args[0], o.args[1], o.text ? o.text : o.args[2]);
-		else if (rc == 0)
-			printf("{\"ok\":true}\n");
-		cli_close(&c);
-	}
-	ep_free(json);
 	return rc;
 }
 

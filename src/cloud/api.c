@@ -6,7 +6,8 @@
  *   d.<device>.p.<node>               points of a node of that device
  *   d.<device>.e.<node>.<parent>      edge points (create, delete, restore, move)
  *   d.<device>.nodes.<parent>.<node>  node queries, as nodes.<parent>.<node>
- *   p.<node>, e.<node>.<parent>, nodes.<parent>.<node>
+ *   d.<device>.hist.<node>            history queries, as hist.<node>
+ *   p.<node>, e.<node>.<parent>, nodes.<parent>.<node>, hist.<node>
  *                                     the same without the device, for ids that
  *                                     exist on one device only (the index); an id
  *                                     on several devices gets an error naming them
@@ -28,7 +29,7 @@
 
 #include "cloud/internal.h"
 
-enum op { OP_POINTS, OP_EDGE, OP_NODES, OP_INFO };
+enum op { OP_POINTS, OP_EDGE, OP_NODES, OP_HIST, OP_INFO };
 
 struct parsed {
 	enum op op;
@@ -111,6 +112,10 @@ static int parse(struct cloud *c, const char *subject, struct parsed *p)
 		p->op = OP_EDGE;
 		return copy_tok(p->a, t[i + 1]) && copy_tok(p->b, t[i + 2]) ? 0 : EP_ETOKEN;
 	}
+	if (n - i == 2 && strcmp(t[i], "hist") == 0) {
+		p->op = OP_HIST;
+		return copy_tok(p->a, t[i + 1]) ? 0 : EP_ETOKEN;
+	}
 	if (n - i == 3 && strcmp(t[i], "nodes") == 0) {
 		p->op = OP_NODES;
 		return copy_tok(p->a, t[i + 1]) && copy_tok(p->b, t[i + 2]) ? 0 : EP_ETOKEN;
@@ -148,7 +153,7 @@ static bool resolve(struct cloud *c, struct parsed *p, const char *subject, cons
 	const char *dev = NULL;
 	if (p->dev[0])
 		return true;
-	if (p->op == OP_POINTS)
+	if (p->op == OP_POINTS || p->op == OP_HIST)
 		dev = by_index(c, p->a, subject, reply);
 	else if (p->op == OP_EDGE)
 		dev = strcmp(p->b, "root") == 0 ? p->a : by_index(c, p->b, subject, reply);
@@ -394,7 +399,7 @@ static void on_request(void *arg, const struct bus_msg *m)
 		info(c, m->reply);
 		return;
 	}
-	if (p.op == OP_NODES && m->reply == NULL)
+	if ((p.op == OP_NODES || p.op == OP_HIST) && m->reply == NULL)
 		return;
 	if (p.op == OP_NODES && !p.dev[0] && strcmp(p.a, "root") == 0 && strcmp(p.b, "all") == 0) {
 		fan_out(c, m);
@@ -416,6 +421,11 @@ static void on_request(void *arg, const struct bus_msg *m)
 		forward(c, d, subject, m);
 		return;
 	}
+	if (p.op == OP_HIST) {
+		snprintf(subject, sizeof(subject), "hist.%s", p.a);
+		forward(c, d, subject, m);
+		return;
+	}
 	do_write(c, d, &p, m);
 }
 
@@ -423,7 +433,7 @@ int cloud__api_start(struct cloud *c)
 {
 	static const char *const subjects[] = {"p.*",      "e.*.*",       "nodes.*.*",
 					       "d.*.p.*",  "d.*.e.*.*",   "d.*.nodes.*.*",
-					       "cloud.info", NULL};
+					       "hist.*",   "d.*.hist.*",  "cloud.info", NULL};
 	char own[EP_TOKEN_MAX + 16];
 	int rc;
 

@@ -122,6 +122,7 @@ static const struct config__row rows[] = {
 	 F(store.sync_full)},
 	{"store", "batch_window", CONFIG__K_DURATION, 0, EP_NS_PER_SEC, .def = "\"5ms\"",
 	 F(store.batch_window)},
+	{"store", "history", CONFIG__K_CUSTOM, .custom = config__history, F(store.history)},
 };
 
 static const struct config__table table = {
@@ -241,6 +242,7 @@ void cloud_config_free(struct cloud_config *c)
 	ep_free(c->nats.token);
 	ep_free(c->nats.user);
 	ep_free(c->nats.password);
+	config_history_free(&c->store.history);
 	free_stream(&c->up);
 	free_stream(&c->down);
 	memset(c, 0, sizeof(*c));

@@ -87,6 +87,7 @@ static int dev_open(struct cloud *c, struct cloud_dev *d)
 				.outbox_max_rows = CLOUD_DOWN_MAX_ROWS,
 				.outbox_max_bytes = CLOUD_DOWN_MAX_BYTES,
 				.child_allowed = config_child_allowed};
+	config_history_opts(&c->cfg.store.history, &so.history);
 	if ((rc = store_open(&c->loop, path, &so, &d->store, &eb)) < 0)
 		goto out_fail;
 	struct bus_opts bo = {.nlisten = 0, .server_name = d->id};

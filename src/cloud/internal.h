@@ -103,7 +103,7 @@ struct cloud {
 
 	struct cloud_cons up, down;
 
-	struct natsc_sub *api_subs[10];
+	struct natsc_sub *api_subs[12];
 	size_t napi_subs;
 	unsigned dl_jobs; /* outbox reads and acks on the thread pool */
 	uv_timer_t dl_timer;

@@ -18,9 +18,14 @@
  * point time: the merge time). Restarts and reloads of the same file then keep its
  * time, and the log says so.
  *
- * Writes are queued in tree order (a parent's edge before its children's) and
- * awaited with store_flush(); each write's callback records its status so the first
- * failure can be reported by node. The file was checked against the tree's rules,
+ * The writes are built in tree order (a parent's edge before its children's) into
+ * one store list (store.h) by config_apply_prepare(), which may run on any thread
+ * (a reload parses and prepares on libuv's thread pool), and queued at once by
+ * config_apply_submit() on the loop: the store commits the whole file in one
+ * transaction, so readers see the old tree or the new one, and the loop delivers
+ * the change feed it causes in slices. Each write's callback records its status;
+ * after the last one the first failure is reported by node. config_apply() does all
+ * of it and waits (start-up, tests). The file was checked against the tree's rules,
  * but the store may hold more than the file (nodes created or moved at runtime, at
  * later times): a node the store's tree refuses (a cycle with a newer runtime move,
  * a type its runtime children do not fit), and what depends on it, is logged and
@@ -35,27 +40,28 @@
 #define ORIGIN "config"
 #define TIME_POINT "configFileTime"
 
+struct config_apply;
+
+/* One write's outcome; node and parent point into the config (or the apply). */
 struct write_rec {
+	struct config_apply *a;
 	const char *node;
 	const char *parent; /* NULL for a node-points write */
-	bool done;
 	int status;
+	bool done;
 };
 
-struct apply {
-	struct store *st;
+struct config_apply {
+	const struct config *c;
+	char device_id[EP_TOKEN_MAX + 1];
 	int64_t time;
+	struct store_list *list;
 	struct write_rec *recs; /* sized up front: callbacks hold pointers into it */
-	size_t n;
-	int queue_err; /* the first error of store_write_*() itself */
+	size_t n, pending;
+	int queue_err; /* the first error of store_list_*() itself */
+	config_apply_cb done;
+	void *done_arg;
 };
-
-static void on_written(void *arg, int status)
-{
-	struct write_rec *r = arg;
-	r->done = true;
-	r->status = status;
-}
 
 static size_t count_nodes(const struct config_node *v, size_t n)
 {
@@ -73,14 +79,26 @@ static bool has_id(const struct config_node *v, size_t n, const char *id)
 	return false;
 }
 
-static struct write_rec *next_rec(struct apply *a, const char *node, const char *parent)
+static void on_written(void *arg, int status);
+
+static struct write_rec *next_rec(struct config_apply *a, const char *node,
+				  const char *parent)
 {
 	struct write_rec *r = &a->recs[a->n++];
-	*r = (struct write_rec){.node = node, .parent = parent};
+	*r = (struct write_rec){.a = a, .node = node, .parent = parent};
 	return r;
 }
 
-static void write_edge(struct apply *a, const char *node, const char *parent,
+/* The write of rec r was refused by store_list_*() (bad input): no callback. */
+static void queue_failed(struct config_apply *a, struct write_rec *r, int rc)
+{
+	r->done = true;
+	r->status = rc;
+	a->n--; /* r stays reported through queue_err; it is not pending */
+	a->queue_err = rc;
+}
+
+static void write_edge(struct config_apply *a, const char *node, const char *parent,
 		       const char *type)
 {
 	struct ep_point ep[2];
@@ -89,7 +107,7 @@ static void write_edge(struct apply *a, const char *node, const char *parent,
 	ep_point_init(&ep[0]);
 	ep_point_init(&ep[1]);
 	ep_strlcpy(ep[0].type, "nodeType", sizeof(ep[0].type));
-	ep_point_set_text(&ep[0], type);
+	ep[0].text = (char *)type; /* borrowed: the store copies what it queues */
 	ep_strlcpy(ep[1].type, "tombstone", sizeof(ep[1].type));
 	ep[1].value = 0;
 	ep[1].has_value = true;
@@ -98,17 +116,12 @@ static void write_edge(struct apply *a, const char *node, const char *parent,
 		ep_strlcpy(ep[i].origin, ORIGIN, sizeof(ep[i].origin));
 	}
 	struct write_rec *r = next_rec(a, node, parent);
-	int rc = store_write_edge(a->st, node, parent, ep, 2, on_written, r);
-	if (rc < 0) {
-		r->done = true; /* no callback will come */
-		r->status = rc;
-		a->queue_err = rc;
-	}
-	ep_point_clear(&ep[0]);
-	ep_point_clear(&ep[1]);
+	int rc = store_list_edge(a->list, node, parent, ep, 2, on_written, r);
+	if (rc < 0)
+		queue_failed(a, r, rc);
 }
 
-static void write_points(struct apply *a, const struct config_node *n)
+static void write_points(struct config_apply *a, const struct config_node *n)
 {
 	if (a->queue_err || n->points.n == 0)
 		return;
@@ -120,17 +133,14 @@ static void write_points(struct apply *a, const struct config_node *n)
 		ep_strlcpy(p[i].origin, ORIGIN, sizeof(p[i].origin));
 	}
 	struct write_rec *r = next_rec(a, n->id, NULL);
-	int rc = store_write_points(a->st, n->id, p, n->points.n, on_written, r);
-	if (rc < 0) {
-		r->done = true;
-		r->status = rc;
-		a->queue_err = rc;
-	}
+	int rc = store_list_points(a->list, n->id, p, n->points.n, on_written, r);
+	if (rc < 0)
+		queue_failed(a, r, rc);
 	ep_free(p);
 }
 
 /* The device node's configFileTime point: the clamped file's time, remembered. */
-static void write_time_point(struct apply *a, const char *device_id, int64_t mtime)
+static void write_time_point(struct config_apply *a, int64_t mtime)
 {
 	char text[EP_TIME_TEXT_MAX];
 	struct ep_point p;
@@ -139,20 +149,16 @@ static void write_time_point(struct apply *a, const char *device_id, int64_t mti
 		return;
 	ep_point_init(&p);
 	ep_strlcpy(p.type, TIME_POINT, sizeof(p.type));
-	ep_point_set_text(&p, ep_time_format(mtime, text));
+	p.text = ep_time_format(mtime, text);
 	p.time = a->time;
 	ep_strlcpy(p.origin, ORIGIN, sizeof(p.origin));
-	struct write_rec *r = next_rec(a, device_id, NULL);
-	int rc = store_write_points(a->st, device_id, &p, 1, on_written, r);
-	if (rc < 0) {
-		r->done = true;
-		r->status = rc;
-		a->queue_err = rc;
-	}
-	ep_point_clear(&p);
+	struct write_rec *r = next_rec(a, a->device_id, NULL);
+	int rc = store_list_points(a->list, a->device_id, &p, 1, on_written, r);
+	if (rc < 0)
+		queue_failed(a, r, rc);
 }
 
-static void write_tree(struct apply *a, const struct config_node *v, size_t n,
+static void write_tree(struct config_apply *a, const struct config_node *v, size_t n,
 		       const char *parent)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -172,8 +178,9 @@ static bool tree_refusal(int status)
 }
 
 /* The first write that failed for another reason, in queue order, as a message. */
-static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
+static int report(struct config_apply *a, struct ep_errbuf *eb)
 {
+	const struct config *c = a->c;
 	const char *name = c->path ? c->path : "(config)";
 	for (size_t i = 0; i < a->n; i++) {
 		struct write_rec *r = &a->recs[i];
@@ -199,7 +206,31 @@ static int report(const struct config *c, struct apply *a, struct ep_errbuf *eb)
 				      name, r->node, ep_strerror(status));
 		return status;
 	}
+	if (a->queue_err) {
+		ep_errbuf_set(eb, "%s: cannot queue the node tree: %s", name,
+			      ep_strerror(a->queue_err));
+		return a->queue_err;
+	}
 	return 0;
+}
+
+/* The last write is answered: report, and tell the caller. */
+static void finish(struct config_apply *a)
+{
+	struct ep_errbuf eb = {{0}};
+	int rc = report(a, &eb);
+	if (a->done)
+		a->done(a->done_arg, rc, rc < 0 ? eb.msg : NULL);
+}
+
+static void on_written(void *arg, int status)
+{
+	struct write_rec *r = arg;
+	struct config_apply *a = r->a;
+	r->done = true;
+	r->status = status;
+	if (--a->pending == 0)
+		finish(a);
 }
 
 /*
@@ -234,40 +265,107 @@ static int64_t merge_time(const struct config *c, struct store *st, const char *
 	return t;
 }
 
-int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb)
+int config_apply_prepare(const struct config *c, struct store *st, struct config_apply **out,
+			 struct ep_errbuf *eb)
 {
-	char device_id[EP_TOKEN_MAX + 1];
 	const char *name = c->path ? c->path : "(config)";
+	struct config_apply *a = ep_calloc(1, sizeof(*a));
+	bool remember;
 	int rc;
 
+	*out = NULL;
+	a->c = c;
 	if (c->device_id[0]) {
-		ep_strlcpy(device_id, c->device_id, sizeof(device_id));
-	} else if ((rc = config_device_id(c->data_dir, device_id)) < 0) {
+		ep_strlcpy(a->device_id, c->device_id, sizeof(a->device_id));
+	} else if ((rc = config_device_id(c->data_dir, a->device_id)) < 0) {
 		ep_errbuf_set(eb, "%s: cannot derive a device id: %s", name, ep_strerror(rc));
+		ep_free(a);
 		return rc;
 	}
-
-	if (has_id(c->nodes, c->nnodes, device_id)) {
+	if (has_id(c->nodes, c->nnodes, a->device_id)) {
 		ep_errbuf_set(eb, "%s: node id \"%s\" is the device id; node ids must differ "
-			      "from it", name, device_id);
+			      "from it", name, a->device_id);
+		ep_free(a);
 		return EP_ECONFIG;
 	}
-
-	bool remember;
-	struct apply a = {.st = st, .time = merge_time(c, st, device_id, &remember)};
-	size_t total = count_nodes(c->nodes, c->nnodes);
-	a.recs = ep_calloc(2 * total + 2, sizeof(*a.recs));
-	write_edge(&a, device_id, "root", "device");
+	a->time = merge_time(c, st, a->device_id, &remember);
+	a->list = store_list_new();
+	a->recs = ep_calloc(2 * count_nodes(c->nodes, c->nnodes) + 2, sizeof(*a->recs));
+	write_edge(a, a->device_id, "root", "device");
 	if (remember)
-		write_time_point(&a, device_id, c->mtime);
-	write_tree(&a, c->nodes, c->nnodes, device_id);
-	/* Even after a queueing error: callbacks still point into a.recs. */
-	int frc = store_flush(st);
-
-	if ((rc = report(c, &a, eb)) == 0 && frc < 0) {
-		ep_errbuf_set(eb, "%s: cannot commit the node tree: %s", name, ep_strerror(frc));
-		rc = frc;
+		write_time_point(a, c->mtime);
+	write_tree(a, c->nodes, c->nnodes, a->device_id);
+	if (a->queue_err) {
+		rc = report(a, eb);
+		config_apply_free(a);
+		return rc;
 	}
-	ep_free(a.recs);
-	return rc < 0 ? rc : 0;
+	*out = a;
+	return 0;
+}
+
+size_t config_apply_writes(const struct config_apply *a)
+{
+	return a->n;
+}
+
+int config_apply_submit(struct config_apply *a, struct store *st, config_apply_cb done,
+			void *arg)
+{
+	struct store_list *l = a->list;
+
+	a->list = NULL;
+	a->done = done;
+	a->done_arg = arg;
+	a->pending = a->n;
+	return store_list_submit(st, l);
+}
+
+void config_apply_free(struct config_apply *a)
+{
+	if (a == NULL)
+		return;
+	store_list_free(a->list);
+	ep_free(a->recs);
+	ep_free(a);
+}
+
+struct sync_done {
+	bool done;
+	int rc;
+	struct ep_errbuf *eb;
+};
+
+static void on_sync_done(void *arg, int rc, const char *msg)
+{
+	struct sync_done *d = arg;
+	d->done = true;
+	d->rc = rc;
+	if (msg)
+		ep_errbuf_set(d->eb, "%s", msg);
+}
+
+int config_apply(const struct config *c, struct store *st, struct ep_errbuf *eb)
+{
+	const char *name = c->path ? c->path : "(config)";
+	struct config_apply *a;
+	struct sync_done d = {.eb = eb};
+	int rc;
+
+	if ((rc = config_apply_prepare(c, st, &a, eb)) < 0)
+		return rc;
+	rc = config_apply_submit(a, st, on_sync_done, &d);
+	if (rc < 0) {
+		ep_errbuf_set(eb, "%s: cannot queue the node tree: %s", name, ep_strerror(rc));
+		config_apply_free(a);
+		return rc;
+	}
+	int frc = store_flush(st);
+	if (!d.done) {
+		ep_errbuf_set(eb, "%s: cannot commit the node tree: %s", name,
+			      ep_strerror(frc < 0 ? frc : EP_ESTORE));
+		d.rc = frc < 0 ? frc : EP_ESTORE;
+	}
+	config_apply_free(a);
+	return d.rc < 0 ? d.rc : 0;
 }

@@ -148,6 +148,8 @@ int config__settings(struct config__walk *w, const cJSON *root, struct config *c
  * v is the object at the current path, or NULL to set the default (off). Each
  * replaces what c held before and frees it in config__bus_tls_free/_auth_free.
  */
+/* store.history (history.c); target is a struct config_history. */
+int config__history(struct config__walk *w, const cJSON *v, void *target);
 int config__bus_tls(struct config__walk *w, const cJSON *v, struct config *c);
 int config__bus_auth(struct config__walk *w, const cJSON *v, struct config *c);
 void config__bus_tls_free(struct config *c);

@@ -181,6 +181,13 @@ static int node(struct tree *t, const cJSON *v, const char *parent_type,
 		mark = config__push_key(w, "points");
 		if (config__node_points(w, out->type, points, &out->points) < 0)
 			return EP_ECONFIG;
+		/* Room for exactly these: a point is 240 bytes, and ep_points_add() makes
+		 * room for 8 at first (2 MB more per 1,000 nodes). */
+		if (out->points.cap > out->points.n && out->points.n > 0) {
+			out->points.v = ep_realloc(out->points.v,
+						   out->points.n * sizeof(*out->points.v));
+			out->points.cap = out->points.n;
+		}
 		if (strcmp(out->type, "modbusIo") == 0 &&
 		    config__check_modbus_io_bus(w, points, t->bus_points) < 0)
 			return EP_ECONFIG;

@@ -47,8 +47,12 @@ static const char *const e_format[] = {"bit",    "int16",  "uint16",  "int32",  
 static const char *const e_direction[] = {"input", "output", NULL};
 static const char *const e_bias[] = {"none", "pullUp", "pullDown", NULL};
 static const char *const e_edge[] = {"none", "rising", "falling", "both", NULL};
-static const char *const e_condition[] = {"pointValue", "schedule", NULL};
-static const char *const e_operator[] = {">", "<", "=", "!=", ">=", "<=", "on", "off", NULL};
+static const char *const e_condition[] = {"pointValue", "schedule", "ruleActive", "stale",
+					   NULL};
+static const char *const e_condition_mode[] = {"all", "any", NULL};
+static const char *const e_on_start[] = {"silent", "reassert", NULL};
+static const char *const e_operator[] = {">", "<", "=", "!=", ">=", "<=", "on", "off",
+					  "contains", NULL};
 static const char *const e_action[] = {"setValue", "notify", NULL};
 
 static const struct prow modbus_rows[] = {
@@ -105,8 +109,10 @@ static const struct prow gpio_rows[] = {
 static const struct prow rule_rows[] = {
 	{"description", P_STRING},
 	{"disabled", P_BOOL},
+	{"conditionMode", P_ENUM, .names = e_condition_mode},
 	{"minActive", P_INT, 0, MS_DAY},
 	{"minInactive", P_INT, 0, MS_DAY},
+	{"timeZone", P_STRING},
 	{NULL},
 };
 
@@ -117,9 +123,15 @@ static const struct prow condition_rows[] = {
 	{"pointKey", P_TOKEN},
 	{"operator", P_ENUM, .names = e_operator},
 	{"value", P_NUMBER, ANY},
+	{"text", P_STRING},
+	{"hysteresis", P_NUMBER, 0, INFINITY},
+	{"staleAfter", P_INT, 1, 30.0 * MS_DAY},
 	{"start", P_HHMM},
 	{"end", P_HHMM},
 	{"weekdays", P_INT, 0, 127},
+	{"dates", P_STRING},
+	{"timeZone", P_STRING},
+	{"disabled", P_BOOL},
 	{"description", P_STRING},
 	{NULL},
 };
@@ -131,6 +143,9 @@ static const struct prow action_rows[] = {
 	{"pointKey", P_TOKEN},
 	{"value", P_NUMBER, ANY},
 	{"text", P_STRING},
+	{"repeat", P_INT, 0, MS_DAY},
+	{"onStart", P_ENUM, .names = e_on_start},
+	{"disabled", P_BOOL},
 	{"description", P_STRING},
 	{NULL},
 };
@@ -246,6 +261,11 @@ void config__children_text(const char *parent_type, char *buf, size_t sz)
 			n += snprintf(buf + n, sz - n, "%s%s", n ? ", " : "", child_rows[i].child);
 	if (n == 0)
 		snprintf(buf, sz, "none");
+}
+
+void config_children_text(const char *parent_type, char *buf, size_t sz)
+{
+	config__children_text(parent_type, buf, sz);
 }
 
 /* The scalar value of one point, checked against its row, into p. */

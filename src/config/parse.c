@@ -279,6 +279,15 @@ int config_load(const char *path, struct config *out, struct ep_errbuf *eb)
 	return rc;
 }
 
+void config_free_nodes(struct config *c)
+{
+	for (size_t i = 0; i < c->nnodes; i++)
+		config__node_free(&c->nodes[i]);
+	ep_free(c->nodes);
+	c->nodes = NULL;
+	c->nnodes = 0;
+}
+
 void config_free(struct config *c)
 {
 	if (c == NULL)
@@ -291,6 +300,7 @@ void config_free(struct config *c)
 	config__bus_tls_free(c);
 	config__bus_auth_free(c);
 	ep_free(c->http.listen);
+	config_history_free(&c->store.history);
 	for (size_t i = 0; i < c->nnodes; i++)
 		config__node_free(&c->nodes[i]);
 	ep_free(c->nodes);

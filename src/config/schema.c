@@ -100,8 +100,10 @@ static const struct config__row settings[] = {
 	 .empty_ok = true},
 	{"store", "synchronous", CONFIG__K_ENUM, .names = sync_names, .def = "\"normal\"",
 	 FIELD(store.sync_full)},
-	{"store", "batch_window", CONFIG__K_DURATION, 0, EP_NS_PER_SEC, .def = "\"2ms\"",
+	{"store", "batch_window", CONFIG__K_DURATION, 0, EP_NS_PER_SEC, .def = "\"0\"",
 	 FIELD(store.batch_window)},
+	{"store", "history", CONFIG__K_CUSTOM, .off = offsetof(struct config, store.history),
+	 .custom = config__history},
 };
 static const char *const others[] = {"nodes", NULL};
 

@@ -66,3 +66,21 @@ size_t ep_strlcpy(char *dst, const char *src, size_t dstsz)
 	}
 	return n;
 }
+
+char **ep_strv_dup(const char *const *v)
+{
+	size_t n = 0;
+	while (v != NULL && v[n] != NULL)
+		n++;
+	char **c = ep_calloc(n + 1, sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		c[i] = ep_strdup(v[i]);
+	return c;
+}
+
+void ep_strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		ep_free(v[i]);
+	ep_free(v);
+}

@@ -21,13 +21,6 @@
 
 #include "modbus/internal.h"
 
-static const char *const cfg_types[] = {
-	"clientServer", "protocol", "uri", "port", "baud", "parity", "dataBits", "stopBits",
-	"rs485", "byteOrder", "pollPeriod", "timeout", "maxGap", "maxRegistersPerRequest",
-	"pauseBetweenRequests", "degradeAfter", "degradeTime", "disabled", NULL};
-/* The status points a bus reads back (the counts before a restart). */
-static const char *const status_types[] = {"errorCount", "lastError", NULL};
-
 static void on_event(void *arg, struct mb_event *ev);
 
 struct mb_bus *mb_bus_new(struct modbus *m, const char *id, const char *parent)
@@ -38,7 +31,7 @@ struct mb_bus *mb_bus_new(struct modbus *m, const char *id, const char *parent)
 	b->mod = m;
 	b->connected = -1;
 	b->requests_per_cycle = -1;
-	ep_points_init(&b->pts);
+	mb_pts_init(&b->pts, mb_bus_types);
 	uv_timer_init(m->loop, &b->replan);
 	b->replan.data = b;
 	m->open_handles++;
@@ -50,7 +43,7 @@ struct mb_bus *mb_bus_new(struct modbus *m, const char *id, const char *parent)
 static void publish(struct mb_bus *b, struct ep_point *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		mb_pts_merge(&b->pts, &p[i], cfg_types, status_types);
+		mb_pts_merge(&b->pts, &p[i]);
 	mb_publish(b->mod, b->id, p, n);
 }
 
@@ -129,7 +122,7 @@ static void apply(struct mb_bus *b)
 	if (mb_bus_cfg_parse(&b->pts, &c, &eb) < 0) {
 		stop_link(b);
 		b->ok = false;
-		if (!mb_pts_any(&b->pts, cfg_types))
+		if (!mb_pts_any(&b->pts, MB_BUS_NSETTINGS))
 			return; /* a node just created has no settings yet */
 		snprintf(msg, sizeof(msg), "configuration: %.280s", eb.msg);
 		set_error(b, msg, false, now);
@@ -158,10 +151,11 @@ static void apply(struct mb_bus *b)
 void mb_bus_points(struct mb_bus *b, const struct ep_point *p, size_t n)
 {
 	bool changed = false;
+	mb_pts_reserve(&b->pts, p, n);
 	for (size_t i = 0; i < n; i++) {
-		if (!mb_pts_merge(&b->pts, &p[i], cfg_types, status_types))
+		if (!mb_pts_merge(&b->pts, &p[i]))
 			continue;
-		if (mb_name_index(cfg_types, p[i].type) >= 0)
+		if (mb_is_setting(mb_bus_types, MB_BUS_NSETTINGS, p[i].type))
 			changed = true;
 		else if (strcmp(p[i].type, "errorCount") == 0 && p[i].has_value)
 			b->error_count = p[i].value;
@@ -388,7 +382,7 @@ static void on_closed(uv_handle_t *h)
 	struct modbus *m = b->mod;
 	mb_bus_unplan(b);
 	ep_free(b->ios);
-	ep_points_free(&b->pts);
+	mb_pts_free(&b->pts);
 	ep_free(b);
 	m->open_handles--;
 }

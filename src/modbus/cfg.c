@@ -21,47 +21,170 @@ static const char *const parity_names[] = {"none", "even", "odd", NULL};
 static const char *const cs_names[] = {"client", "server", NULL};
 static const char *const proto_names[] = {"tcp", "rtu", NULL};
 
-bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *const *cfg,
-		  const char *const *other)
+/* What a modbusIo node's points may set (the first MB_IO_NSETTINGS), and what else
+ * an IO reads: its value (served, or compared for the deadband), the value to
+ * write, and the counts before a restart. */
+const char *const mb_io_types[] = {
+	"unitId", "table", "address", "format", "byteOrder", "scale", "offset", "readOnly",
+	"deadband", "refreshPeriod",
+	"value", "valueSet", "errorCount", "lastError", NULL};
+/* The same for a modbus node: its settings, and the counts before a restart. */
+const char *const mb_bus_types[] = {
+	"clientServer", "protocol", "uri", "port", "baud", "parity", "dataBits", "stopBits",
+	"rs485", "byteOrder", "pollPeriod", "timeout", "maxGap", "maxRegistersPerRequest",
+	"pauseBetweenRequests", "degradeAfter", "degradeTime", "disabled",
+	"errorCount", "lastError", NULL};
+_Static_assert(sizeof(mb_io_types) / sizeof(*mb_io_types) == MB_IO_NSETTINGS + 5,
+	       "MB_IO_NSETTINGS: the settings are the first types");
+_Static_assert(sizeof(mb_bus_types) / sizeof(*mb_bus_types) == MB_BUS_NSETTINGS + 3,
+	       "MB_BUS_NSETTINGS: the settings are the first types");
+
+void mb_pts_init(struct mb_pts *a, const char *const *names)
 {
-	if (strcmp(in->key, "0") != 0 ||
-	    (cfg && mb_name_index(cfg, in->type) < 0 && mb_name_index(other, in->type) < 0))
+	a->names = names;
+	a->v = NULL;
+	a->n = a->cap = 0;
+}
+
+const char *mb_pt_text(const struct mb_pt *p)
+{
+	return !p->has_text ? NULL : p->text_heap ? p->text.heap : p->text.in;
+}
+
+const char *mb_pt_origin(const struct mb_pt *p)
+{
+	return p->origin_heap ? p->origin.heap : p->origin.in;
+}
+
+static void pt_clear(struct mb_pt *p)
+{
+	if (p->text_heap)
+		ep_free(p->text.heap);
+	if (p->origin_heap)
+		ep_free(p->origin.heap);
+	p->has_text = p->text_heap = p->origin_heap = false;
+}
+
+/* Copies s inline when it fits (in: sz bytes), else to the heap; true if on the heap. */
+static bool put_str(char *in, size_t sz, char **heap, const char *s)
+{
+	size_t len = strlen(s);
+	if (len < sz) {
+		memcpy(in, s, len + 1);
 		return false;
-	for (size_t i = 0; i < cur->n; i++) {
-		struct ep_point *p = &cur->v[i];
-		if (strcmp(p->type, in->type) != 0)
-			continue;
-		if (!ep_point_wins(in, p))
-			return false;
-		ep_point_clear(p);
-		ep_point_copy(p, in);
-		return true;
 	}
-	ep_point_copy(ep_points_add(cur), in);
+	*heap = ep_strdup(s);
 	return true;
 }
 
-const struct ep_point *mb_pts_get(const struct ep_points *cur, const char *type)
+void mb_pts_free(struct mb_pts *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		pt_clear(&a->v[i]);
+	ep_free(a->v);
+	a->v = NULL;
+	a->n = a->cap = 0;
+}
+
+/* ep_point_wins() for a kept point. */
+static bool wins(const struct ep_point *in, const struct mb_pt *cur)
+{
+	if (in->time != cur->time)
+		return in->time > cur->time;
+	return strcmp(in->origin, mb_pt_origin(cur)) > 0;
+}
+
+/* Room for exactly extra more: most nodes keep a handful for good, so the array is
+ * not rounded up. */
+static void grow(struct mb_pts *cur, size_t extra)
+{
+	cur->cap = (uint8_t)(cur->n + extra);
+	cur->v = ep_realloc(cur->v, cur->cap * sizeof(*cur->v));
+}
+
+static int find_type(const struct mb_pts *cur, int t)
 {
 	for (size_t i = 0; i < cur->n; i++)
-		if (strcmp(cur->v[i].type, type) == 0 && !cur->v[i].tombstone)
+		if (cur->v[i].type == t)
+			return (int)i;
+	return -1;
+}
+
+void mb_pts_reserve(struct mb_pts *cur, const struct ep_point *in, size_t n)
+{
+	bool seen[UINT8_MAX + 1] = {0};
+	size_t extra = 0;
+	for (size_t i = 0; i < n; i++) {
+		int t = strcmp(in[i].key, "0") == 0 ? mb_name_index(cur->names, in[i].type) : -1;
+		if (t < 0 || seen[t] || find_type(cur, t) >= 0)
+			continue;
+		seen[t] = true;
+		extra++;
+	}
+	if (cur->n + extra > cur->cap)
+		grow(cur, extra);
+}
+
+bool mb_pts_merge(struct mb_pts *cur, const struct ep_point *in)
+{
+	struct mb_pt *p = NULL;
+	int t;
+
+	if (strcmp(in->key, "0") != 0 || (t = mb_name_index(cur->names, in->type)) < 0)
+		return false;
+	int i = find_type(cur, t);
+	if (i >= 0) {
+		p = &cur->v[i];
+		if (!wins(in, p))
+			return false;
+		pt_clear(p);
+	} else {
+		if (cur->n == cur->cap)
+			grow(cur, 1);
+		p = &cur->v[cur->n++];
+		memset(p, 0, sizeof(*p));
+	}
+	p->type = (uint8_t)t;
+	p->time = in->time;
+	p->value = in->value;
+	p->has_value = in->has_value;
+	p->tombstone = in->tombstone != 0;
+	p->has_text = in->text != NULL;
+	if (p->has_text)
+		p->text_heap = put_str(p->text.in, sizeof(p->text.in), &p->text.heap, in->text);
+	p->origin_heap = put_str(p->origin.in, sizeof(p->origin.in), &p->origin.heap,
+				 in->origin);
+	return true;
+}
+
+const struct mb_pt *mb_pts_get(const struct mb_pts *cur, const char *type)
+{
+	int t = mb_name_index(cur->names, type);
+	for (size_t i = 0; t >= 0 && i < cur->n; i++)
+		if (cur->v[i].type == t && !cur->v[i].tombstone)
 			return &cur->v[i];
 	return NULL;
 }
 
-bool mb_pts_any(const struct ep_points *cur, const char *const *types)
+bool mb_pts_any(const struct mb_pts *cur, unsigned n)
 {
 	for (size_t i = 0; i < cur->n; i++)
-		if (!cur->v[i].tombstone && mb_name_index(types, cur->v[i].type) >= 0)
+		if (!cur->v[i].tombstone && cur->v[i].type < n)
 			return true;
 	return false;
 }
 
-/* Describes a point's content for messages: its number or its quoted text. */
-static const char *shown(const struct ep_point *p, char *buf, size_t sz)
+bool mb_is_setting(const char *const *names, unsigned n, const char *type)
 {
-	if (p->text)
-		snprintf(buf, sz, "\"%.100s\"", p->text);
+	int t = mb_name_index(names, type);
+	return t >= 0 && (unsigned)t < n;
+}
+
+/* Describes a point's content for messages: its number or its quoted text. */
+static const char *shown(const struct mb_pt *p, char *buf, size_t sz)
+{
+	if (p->has_text)
+		snprintf(buf, sz, "\"%.100s\"", mb_pt_text(p));
 	else if (p->has_value)
 		snprintf(buf, sz, "%.17g", p->value);
 	else
@@ -70,13 +193,13 @@ static const char *shown(const struct ep_point *p, char *buf, size_t sz)
 }
 
 /* An integer point within lo..hi, or def when absent. */
-static int get_int(const struct ep_points *pts, const char *type, int64_t lo, int64_t hi,
+static int get_int(const struct mb_pts *pts, const char *type, int64_t lo, int64_t hi,
 		   int64_t def, int64_t *out, struct ep_errbuf *eb)
 {
 	char b[128];
-	const struct ep_point *p = mb_pts_get(pts, type);
+	const struct mb_pt *p = mb_pts_get(pts, type);
 	*out = def;
-	if (p == NULL || (!p->has_value && p->text == NULL))
+	if (p == NULL || (!p->has_value && !p->has_text))
 		return 0;
 	if (!p->has_value || p->value != floor(p->value)) {
 		ep_errbuf_set(eb, "%s: %s is not an integer (allowed %lld..%lld)", type,
@@ -92,13 +215,13 @@ static int get_int(const struct ep_points *pts, const char *type, int64_t lo, in
 	return 0;
 }
 
-static int get_number(const struct ep_points *pts, const char *type, double lo, double def,
+static int get_number(const struct mb_pts *pts, const char *type, double lo, double def,
 		      double *out, struct ep_errbuf *eb)
 {
 	char b[128];
-	const struct ep_point *p = mb_pts_get(pts, type);
+	const struct mb_pt *p = mb_pts_get(pts, type);
 	*out = def;
-	if (p == NULL || (!p->has_value && p->text == NULL))
+	if (p == NULL || (!p->has_value && !p->has_text))
 		return 0;
 	if (!p->has_value || !isfinite(p->value)) {
 		ep_errbuf_set(eb, "%s: %s is not a number", type, shown(p, b, sizeof(b)));
@@ -113,18 +236,18 @@ static int get_number(const struct ep_points *pts, const char *type, double lo, 
 }
 
 /* true/false: a value (non-zero = true) or the text "true"/"false". */
-static int get_bool(const struct ep_points *pts, const char *type, bool *out,
+static int get_bool(const struct mb_pts *pts, const char *type, bool *out,
 		    struct ep_errbuf *eb)
 {
 	char b[128];
-	const struct ep_point *p = mb_pts_get(pts, type);
+	const struct mb_pt *p = mb_pts_get(pts, type);
 	*out = false;
-	if (p == NULL || (!p->has_value && p->text == NULL))
+	if (p == NULL || (!p->has_value && !p->has_text))
 		return 0;
 	if (p->has_value)
 		*out = p->value != 0;
-	else if (strcmp(p->text, "true") == 0 || strcmp(p->text, "false") == 0)
-		*out = p->text[0] == 't';
+	else if (strcmp(mb_pt_text(p), "true") == 0 || strcmp(mb_pt_text(p), "false") == 0)
+		*out = mb_pt_text(p)[0] == 't';
 	else {
 		ep_errbuf_set(eb, "%s: %s is not true or false", type, shown(p, b, sizeof(b)));
 		return EP_EINVAL;
@@ -133,16 +256,16 @@ static int get_bool(const struct ep_points *pts, const char *type, bool *out,
 }
 
 /* One of names (as text), or def when absent. */
-static int get_enum(const struct ep_points *pts, const char *type,
+static int get_enum(const struct mb_pts *pts, const char *type,
 		    const char *const *names, int def, int *out, struct ep_errbuf *eb)
 {
 	char b[128], list[256];
-	const struct ep_point *p = mb_pts_get(pts, type);
+	const struct mb_pt *p = mb_pts_get(pts, type);
 	size_t n = 0;
 	*out = def;
-	if (p == NULL || (!p->has_value && p->text == NULL))
+	if (p == NULL || (!p->has_value && !p->has_text))
 		return 0;
-	if (p->text && (*out = mb_name_index(names, p->text)) >= 0)
+	if (p->has_text && (*out = mb_name_index(names, mb_pt_text(p))) >= 0)
 		return 0;
 	list[0] = '\0';
 	for (int i = 0; names[i] && n < sizeof(list); i++)
@@ -151,10 +274,10 @@ static int get_enum(const struct ep_points *pts, const char *type,
 	return EP_EINVAL;
 }
 
-static const char *get_text(const struct ep_points *pts, const char *type)
+static const char *get_text(const struct mb_pts *pts, const char *type)
 {
-	const struct ep_point *p = mb_pts_get(pts, type);
-	return p && p->text && p->text[0] ? p->text : NULL;
+	const struct mb_pt *p = mb_pts_get(pts, type);
+	return p && p->has_text && mb_pt_text(p)[0] ? mb_pt_text(p) : NULL;
 }
 
 /* "host:port", "[v6]:port" -> host and port text. */
@@ -187,7 +310,7 @@ out_bad:
 	return EP_EINVAL;
 }
 
-int mb_bus_cfg_parse(const struct ep_points *p, struct mb_bus_cfg *c, struct ep_errbuf *eb)
+int mb_bus_cfg_parse(const struct mb_pts *p, struct mb_bus_cfg *c, struct ep_errbuf *eb)
 {
 	int64_t i;
 	int e;
@@ -264,7 +387,7 @@ bool mb_bus_cfg_same_link(const struct mb_bus_cfg *a, const struct mb_bus_cfg *b
 	       a->stop_bits == b->stop_bits && a->rs485 == b->rs485;
 }
 
-int mb_io_cfg_parse(const struct ep_points *p, bool rtu, struct mb_io_cfg *c,
+int mb_io_cfg_parse(const struct mb_pts *p, bool rtu, struct mb_io_cfg *c,
 		    struct ep_errbuf *eb)
 {
 	int64_t i;

@@ -148,10 +148,15 @@ static unsigned slots_needed(const struct config_node *v, size_t n)
 			continue;
 		}
 		/* Disabled or invalid buses count too: they may be fixed at run time. */
-		if (mb_bus_cfg_parse(&v[i].points, &c, NULL) == 0 && c.server && !c.rtu)
+		struct mb_pts pts;
+		mb_pts_init(&pts, mb_bus_types);
+		for (size_t k = 0; k < v[i].points.n; k++)
+			mb_pts_merge(&pts, &v[i].points.v[k]);
+		if (mb_bus_cfg_parse(&pts, &c, NULL) == 0 && c.server && !c.rtu)
 			need += MB_SERVER_MAX_CLIENTS;
 		else
 			need += 1;
+		mb_pts_free(&pts);
 	}
 	return need;
 }

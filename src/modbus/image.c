@@ -58,7 +58,7 @@ static void fill(struct mb_bus *b, struct mb_image_unit *iu, const struct span *
 			uint8_t *ro = io->cfg.table == MB_COIL ? iu->ro_bits : iu->ro_regs;
 			memset(ro + io->cfg.address - s[io->cfg.table].lo, 1, n);
 		}
-		const struct ep_point *vp = mb_pts_get(&io->pts, "value");
+		const struct mb_pt *vp = mb_pts_get(&io->pts, "value");
 		if (!io->has_value && vp && vp->has_value) { /* as stored before a restart */
 			io->has_value = true;
 			io->value = vp->value;

@@ -169,31 +169,75 @@ struct mb_io_cfg {
 	int64_t refresh_ms;
 };
 
+/*
+ * A node's points as far as the module uses them, in a compact form: only the types
+ * of one list (mb_io_types or mb_bus_types: the settings, then the status points a
+ * node reads back) with key "0" are kept, each as its type's index into the list,
+ * with its text and origin on the heap only when present, so that what a client
+ * adds costs the store, not the module (10,000 IOs keep 5 points each in 2.4 MB, not
+ * 12 as struct ep_point). The points come from the store (a query at start) and the
+ * change feed (committed changes), and the module's own publishes; the newest by
+ * the rule of ep_point_wins() is kept, so a query answered after a newer change
+ * cannot undo it. mb_pts_merge() returns true if in is kept; mb_pts_get() finds a
+ * live point by type; mb_pts_any() is true if one of the list's first n types has a
+ * live point (n = MB_IO_NSETTINGS: the IO has settings).
+ */
+struct mb_pt {
+	int64_t time;
+	double value;
+	/* Text (mb_pt_text()) and origin (mb_pt_origin()): inline when short, as the
+	 * settings' names ("holdingRegister") and "config" are, else on the heap. */
+	union {
+		char in[16];
+		char *heap;
+	} text;
+	union {
+		char in[8];
+		char *heap;
+	} origin;
+	uint8_t type; /* index into the list */
+	bool has_value;
+	bool tombstone;
+	bool has_text;
+	bool text_heap;
+	bool origin_heap;
+};
+
+/* The point's text, NULL when it has none; its origin ("" = the node itself). */
+const char *mb_pt_text(const struct mb_pt *p);
+const char *mb_pt_origin(const struct mb_pt *p);
+
+struct mb_pts {
+	const char *const *names; /* the types kept: NULL-ended */
+	struct mb_pt *v;
+	uint8_t n, cap;
+};
+
+extern const char *const mb_io_types[];  /* settings first, then status types */
+extern const char *const mb_bus_types[];
+#define MB_IO_NSETTINGS 10
+#define MB_BUS_NSETTINGS 18
+
+void mb_pts_init(struct mb_pts *a, const char *const *names);
+void mb_pts_free(struct mb_pts *a);
+bool mb_pts_merge(struct mb_pts *cur, const struct ep_point *in);
+/* Makes room at once for the types of in[0..n) that cur does not hold yet (one
+ * allocation for a node's points instead of one per point). */
+void mb_pts_reserve(struct mb_pts *cur, const struct ep_point *in, size_t n);
+const struct mb_pt *mb_pts_get(const struct mb_pts *cur, const char *type);
+bool mb_pts_any(const struct mb_pts *cur, unsigned n);
+/* True if type is one of the first n types of names (a setting). */
+bool mb_is_setting(const char *const *names, unsigned n, const char *type);
+
 /* The bus settings in p (key "0" points; absent ones take their defaults). 0, or
  * EP_EINVAL with eb saying which point is wrong and what is allowed. */
-int mb_bus_cfg_parse(const struct ep_points *p, struct mb_bus_cfg *out, struct ep_errbuf *eb);
+int mb_bus_cfg_parse(const struct mb_pts *p, struct mb_bus_cfg *out, struct ep_errbuf *eb);
 /* The same for an IO; rtu refuses the unit ids a serial line cannot read. */
-int mb_io_cfg_parse(const struct ep_points *p, bool rtu, struct mb_io_cfg *out,
+int mb_io_cfg_parse(const struct mb_pts *p, bool rtu, struct mb_io_cfg *out,
 		    struct ep_errbuf *eb);
 /* True if a and b open the same link (else the worker restarts). The timing
  * settings travel with the plan instead. */
 bool mb_bus_cfg_same_link(const struct mb_bus_cfg *a, const struct mb_bus_cfg *b);
-
-/*
- * A node's points as far as the module uses them: only the types in cfg or other
- * (NULL-ended lists: its settings, and the status points it reads back) and key
- * "0" are kept, so what a client adds costs the store, not
- * the module. The points come from the store (a query at start) and the change feed
- * (committed changes), and the module's own publishes; the newest by
- * ep_point_wins() is kept, so a query answered after a newer change cannot undo it.
- * Returns true if in is kept. cfg NULL keeps every type (tests and fuzz targets
- * that check settings of either kind). mb_pts_get() finds a point by type.
- */
-bool mb_pts_merge(struct ep_points *cur, const struct ep_point *in, const char *const *cfg,
-		  const char *const *other);
-const struct ep_point *mb_pts_get(const struct ep_points *cur, const char *type);
-/* True if cur holds a live point of one of types (a NULL-ended list). */
-bool mb_pts_any(const struct ep_points *cur, const char *const *types);
 
 /* --- worker.c: the client thread ------------------------------------------------ */
 
@@ -384,32 +428,33 @@ struct modbus;
 struct mb_bus;
 
 struct mb_io {
-	char id[EP_TOKEN_MAX + 1];
 	struct mb_bus *bus;
-	struct ep_points pts; /* the node's points, last write wins */
-	bool ok;              /* cfg is valid */
+	struct mb_pts pts; /* the node's points, last write wins */
 	struct mb_io_cfg cfg;
-	char cfg_error[256];
-	bool isolate; /* read alone: a merged read of it failed with an address error */
+	char *cfg_error;  /* why cfg is not valid (heap), NULL when it is (or while the
+			   * IO has no settings yet: mb_io_cfg_error()) */
+	char *last_error; /* the lastError it stands at (heap), NULL for "" */
 	/* Publication. */
-	bool has_value;
 	double value;
-	int64_t published; /* time of the last value point */
+	int64_t published;  /* time of the last value point */
 	int64_t value_time; /* time of the value point last applied (server mode) */
 	double error_count;
-	char last_error[256];
 	/* Where the current plan reads it; in_plan false when it is not read. */
-	bool in_plan;
 	size_t map_idx; /* in bus->map */
 	uint32_t range;
 	uint16_t offset;
+	bool ok;        /* cfg is valid */
+	bool isolate;   /* read alone: a merged read of it failed with an address error */
+	bool has_value;
+	bool in_plan;
+	char id[];      /* the node's id */
 };
 
 struct mb_bus {
 	char id[EP_TOKEN_MAX + 1];
 	char parent[EP_TOKEN_MAX + 1];
 	struct modbus *mod;
-	struct ep_points pts;
+	struct mb_pts pts;
 	bool ok;
 	struct mb_bus_cfg cfg;
 	char cfg_error[256];
@@ -480,6 +525,9 @@ void mb_io_publish_value(struct mb_io *io, double v, int64_t time, bool write);
 void mb_io_fail(struct mb_io *io, const char *msg, int64_t time);
 /* Sets lastError without counting (degraded unit, configuration errors). */
 void mb_io_set_error(struct mb_io *io, const char *msg, int64_t time);
+/* The IO's lastError ("" when none), and why its settings are refused. */
+const char *mb_io_last_error(const struct mb_io *io);
+const char *mb_io_cfg_error(const struct mb_io *io);
 enum mb_order mb_io_order(const struct mb_io *io);
 /* Registers (bits) the IO's value takes. */
 unsigned mb_io_count(const struct mb_io *io);
@@ -489,6 +537,7 @@ int mb_io_encode(const struct mb_io *io, double value, uint16_t *regs, struct ep
 /* --- module.c ------------------------------------------------------------------- */
 
 struct mb_ent;
+struct mb_query;
 
 struct modbus {
 	uv_loop_t *loop;
@@ -499,7 +548,10 @@ struct modbus {
 	/* Every node the module knows, by id: buses, IOs and groups. */
 	struct mb_ent **slots;
 	size_t nslots, nents;
-	unsigned queries; /* in flight */
+	unsigned queries; /* node queries waiting or in flight */
+	unsigned queries_running;
+	struct mb_query *qhead, **qtail; /* waiting, oldest first */
+	unsigned writes;  /* readings in flight (mb_publish_value()); stop waits for 0 */
 	unsigned open_handles; /* of buses and workers; modbus_stop() waits for 0 */
 	bool stopping;
 	/* Points of nodes not known yet, kept while queries are in flight. */
@@ -512,6 +564,10 @@ struct modbus {
 
 /* Publishes points of node (their time set by the caller). */
 void mb_publish(struct modbus *m, const char *node, const struct ep_point *p, size_t n);
+/* The same for points that hold an IO's reading (its value point dated time): if the
+ * store cannot commit them, the IO publishes its next reading even if unchanged. */
+void mb_publish_value(struct modbus *m, const char *node, int64_t time,
+		      const struct ep_point *p, size_t n);
 /* The IO of that id, or NULL. */
 struct mb_io *mb_find_io(struct modbus *m, const char *id);
 

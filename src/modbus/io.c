@@ -16,7 +16,8 @@
  * reaches a device. A value written by someone else, in client mode, becomes what
  * the deadband compares the next reading with, so the device's reading wins back.
  *
- * Only the point types the module uses are kept (settings and status_types).
+ * Only the point types the module uses are kept (mb_io_types), in the compact form
+ * of struct mb_pts; error texts take memory only while they are set.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,20 +25,12 @@
 
 #include "modbus/internal.h"
 
-static const char *const cfg_types[] = {"unitId", "table",  "address",  "format",
-					"byteOrder", "scale", "offset", "readOnly",
-					"deadband", "refreshPeriod", NULL};
-/* What else an IO reads: its value (served, or compared for the deadband), the
- * value to write, and the counts before a restart. */
-static const char *const status_types[] = {"value", "valueSet", "errorCount", "lastError",
-					   NULL};
-
 struct mb_io *mb_io_new(const char *id)
 {
-	struct mb_io *io = ep_calloc(1, sizeof(*io));
-	ep_strlcpy(io->id, id, sizeof(io->id));
-	ep_points_init(&io->pts);
-	snprintf(io->cfg_error, sizeof(io->cfg_error), "not configured yet");
+	size_t len = strlen(id);
+	struct mb_io *io = ep_calloc(1, sizeof(*io) + len + 1);
+	memcpy(io->id, id, len + 1);
+	mb_pts_init(&io->pts, mb_io_types);
 	return io;
 }
 
@@ -45,8 +38,28 @@ void mb_io_free(struct mb_io *io)
 {
 	if (io == NULL)
 		return;
-	ep_points_free(&io->pts);
+	mb_pts_free(&io->pts);
+	ep_free(io->cfg_error);
+	ep_free(io->last_error);
 	ep_free(io);
+}
+
+const char *mb_io_last_error(const struct mb_io *io)
+{
+	return io->last_error ? io->last_error : "";
+}
+
+const char *mb_io_cfg_error(const struct mb_io *io)
+{
+	return io->cfg_error ? io->cfg_error : "not configured yet";
+}
+
+/* A copy of msg, or NULL for "": most IOs have no error. */
+static void set_text_field(char **f, const char *msg)
+{
+	char *old = *f;
+	*f = msg[0] ? ep_strdup(msg) : NULL;
+	ep_free(old);
 }
 
 enum mb_order mb_io_order(const struct mb_io *io)
@@ -87,19 +100,26 @@ static void publish(struct mb_io *io, struct ep_point *p, size_t n)
 {
 	if (io->bus == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
+	const struct ep_point *reading = NULL;
+	for (size_t i = 0; i < n; i++) {
 		if (io->bus->cfg.server || strcmp(p[i].type, "value") != 0)
-			mb_pts_merge(&io->pts, &p[i], cfg_types, status_types);
-	mb_publish(io->bus->mod, io->id, p, n);
+			mb_pts_merge(&io->pts, &p[i]);
+		else
+			reading = &p[i];
+	}
+	if (reading != NULL)
+		mb_publish_value(io->bus->mod, io->id, reading->time, p, n);
+	else
+		mb_publish(io->bus->mod, io->id, p, n);
 }
 
 void mb_io_set_error(struct mb_io *io, const char *msg, int64_t time)
 {
 	struct ep_point p;
-	if (strcmp(io->last_error, msg) == 0)
+	if (strcmp(mb_io_last_error(io), msg) == 0)
 		return;
-	ep_strlcpy(io->last_error, msg, sizeof(io->last_error));
-	set_text(&p, "lastError", io->last_error, time);
+	set_text_field(&io->last_error, msg);
+	set_text(&p, "lastError", msg, time);
 	publish(io, &p, 1);
 }
 
@@ -107,9 +127,9 @@ void mb_io_fail(struct mb_io *io, const char *msg, int64_t time)
 {
 	struct ep_point p[2];
 	io->error_count++;
-	ep_strlcpy(io->last_error, msg, sizeof(io->last_error));
+	set_text_field(&io->last_error, msg);
 	set_num(&p[0], "errorCount", io->error_count, time);
-	set_text(&p[1], "lastError", io->last_error, time);
+	set_text(&p[1], "lastError", msg, time);
 	publish(io, p, 2);
 }
 
@@ -117,7 +137,7 @@ void mb_io_fail(struct mb_io *io, const char *msg, int64_t time)
  * (it would within one poll period); a good write clears anything. */
 static bool clears(const struct mb_io *io, bool write)
 {
-	return io->last_error[0] && (write || strncmp(io->last_error, "valueSet:", 9) != 0);
+	return io->last_error && (write || strncmp(io->last_error, "valueSet:", 9) != 0);
 }
 
 void mb_io_publish_value(struct mb_io *io, double v, int64_t time, bool write)
@@ -126,7 +146,7 @@ void mb_io_publish_value(struct mb_io *io, double v, int64_t time, bool write)
 	size_t n = 0;
 	set_num(&p[n++], "value", v, time);
 	if (clears(io, write)) {
-		io->last_error[0] = '\0';
+		set_text_field(&io->last_error, "");
 		set_text(&p[n++], "lastError", "", time);
 	}
 	io->has_value = true;
@@ -179,16 +199,16 @@ void mb_io_recheck(struct mb_io *io)
 		return;
 	io->ok = mb_io_cfg_parse(&io->pts, io->bus->cfg.rtu, &io->cfg, &eb) == 0;
 	if (!io->ok) {
-		ep_strlcpy(io->cfg_error, eb.msg, sizeof(io->cfg_error));
+		set_text_field(&io->cfg_error, eb.msg);
 		snprintf(msg, sizeof(msg), "configuration: %.280s", eb.msg);
 		unplan(io);
 		/* A node just created has no settings yet: nothing to complain about. */
-		if (mb_pts_any(&io->pts, cfg_types))
+		if (mb_pts_any(&io->pts, MB_IO_NSETTINGS))
 			mb_io_set_error(io, msg, ep_time_now());
 		mb_bus_replan(io->bus);
 		return;
 	}
-	io->cfg_error[0] = '\0';
+	set_text_field(&io->cfg_error, "");
 	if (was_ok && old.unit == io->cfg.unit && old.table == io->cfg.table &&
 	    old.address == io->cfg.address &&
 	    mb_format_regs(old.format) == mb_format_regs(io->cfg.format)) {
@@ -200,7 +220,7 @@ void mb_io_recheck(struct mb_io *io)
 	}
 	unplan(io);
 	io->isolate = false;
-	if (strncmp(io->last_error, "configuration: ", 15) == 0)
+	if (strncmp(mb_io_last_error(io), "configuration: ", 15) == 0)
 		mb_io_set_error(io, "", ep_time_now());
 	mb_bus_replan(io->bus);
 }
@@ -234,7 +254,7 @@ static void value_set(struct mb_io *io, const struct ep_point *p)
 		return;
 	}
 	if (!io->ok) {
-		snprintf(msg, sizeof(msg), "valueSet: not written: %s", io->cfg_error);
+		snprintf(msg, sizeof(msg), "valueSet: not written: %s", mb_io_cfg_error(io));
 		mb_io_fail(io, msg, now);
 		return;
 	}
@@ -271,10 +291,11 @@ void mb_io_points(struct mb_io *io, const struct ep_point *p, size_t n, bool liv
 	const struct ep_point *vs = NULL, *val = NULL;
 	bool cfg_changed = false;
 
+	mb_pts_reserve(&io->pts, p, n);
 	for (size_t i = 0; i < n; i++) {
-		if (!mb_pts_merge(&io->pts, &p[i], cfg_types, status_types))
+		if (!mb_pts_merge(&io->pts, &p[i]))
 			continue;
-		if (mb_name_index(cfg_types, p[i].type) >= 0)
+		if (mb_is_setting(mb_io_types, MB_IO_NSETTINGS, p[i].type))
 			cfg_changed = true;
 		else if (strcmp(p[i].type, "valueSet") == 0)
 			vs = &p[i];
@@ -283,8 +304,7 @@ void mb_io_points(struct mb_io *io, const struct ep_point *p, size_t n, bool liv
 		else if (strcmp(p[i].type, "errorCount") == 0 && p[i].has_value)
 			io->error_count = p[i].value; /* a reset, or the count before a restart */
 		else if (strcmp(p[i].type, "lastError") == 0)
-			ep_strlcpy(io->last_error, p[i].text ? p[i].text : "",
-				   sizeof(io->last_error));
+			set_text_field(&io->last_error, p[i].text ? p[i].text : "");
 	}
 	if (io->bus == NULL)
 		return;

@@ -28,11 +28,28 @@ enum ent_kind { ENT_GROUP, ENT_BUS, ENT_IO };
 
 struct mb_ent {
 	struct mb_ent *next;
-	char id[EP_TOKEN_MAX + 1];
-	char parent[EP_TOKEN_MAX + 1]; /* groups and buses */
-	enum ent_kind kind;
 	void *ptr;
+	char *parent; /* groups and buses (heap); NULL for IOs */
+	enum ent_kind kind;
+	char id[];
 };
+
+/* Groups and buses remember their parent (an IO's is its bus). */
+static void set_parent(struct mb_ent *e, const char *parent)
+{
+	if (e->kind == ENT_IO)
+		return;
+	if (e->parent && strcmp(e->parent, parent) == 0)
+		return;
+	ep_free(e->parent);
+	e->parent = ep_strdup(parent);
+}
+
+static void ent_free(struct mb_ent *e)
+{
+	ep_free(e->parent);
+	ep_free(e);
+}
 
 /* --- the index ----------------------------------------------------------------- */
 
@@ -76,11 +93,12 @@ static struct mb_ent *add(struct modbus *m, const char *id, enum ent_kind kind, 
 {
 	if (m->nents + 1 > m->nslots)
 		grow(m);
-	struct mb_ent *e = ep_calloc(1, sizeof(*e));
-	ep_strlcpy(e->id, id, sizeof(e->id));
-	ep_strlcpy(e->parent, parent, sizeof(e->parent));
+	size_t len = strlen(id);
+	struct mb_ent *e = ep_calloc(1, sizeof(*e) + len + 1);
+	memcpy(e->id, id, len + 1);
 	e->kind = kind;
 	e->ptr = ptr;
+	set_parent(e, parent);
 	size_t h = hash(id) % m->nslots;
 	e->next = m->slots[h];
 	m->slots[h] = e;
@@ -97,7 +115,7 @@ static void del(struct modbus *m, const char *id)
 			continue;
 		struct mb_ent *e = *pe;
 		*pe = e->next;
-		ep_free(e);
+		ent_free(e);
 		m->nents--;
 		return;
 	}
@@ -117,6 +135,57 @@ void mb_publish(struct modbus *m, const char *node, const struct ep_point *p, si
 		m->sink(m->sink_arg, node, p, n);
 	else
 		api_write_points(m->api, node, p, n, NULL, NULL);
+}
+
+/* A reading on its way to the store (mb_publish_value()). */
+struct value_write {
+	struct modbus *m;
+	int64_t time;
+	char node[EP_TOKEN_MAX + 1];
+};
+
+/*
+ * A reading that the store could not commit (a full disk, another storage error, no
+ * answer in time) is not what the store holds: the IO forgets it, so that its next
+ * reading is published even if unchanged, and the store catches up once it can
+ * commit again instead of keeping the older value until the device's value changes.
+ */
+static void on_value_written(void *arg, int status, const char *error)
+{
+	struct value_write *w = arg;
+	struct modbus *m = w->m;
+
+	(void)error;
+	m->writes--;
+	if (!m->stopping && (status == EP_ENOSPC || status == EP_ESTORE || status == EP_ETIMEDOUT)) {
+		struct mb_io *io = mb_find_io(m, w->node);
+		if (io != NULL && io->has_value && io->value_time == w->time) {
+			io->has_value = false;
+			if (io->bus != NULL) /* the worker hands only changed readings over */
+				mb_bus_invalidate(io->bus);
+		}
+	}
+	ep_free(w);
+}
+
+void mb_publish_value(struct modbus *m, const char *node, int64_t time,
+		      const struct ep_point *p, size_t n)
+{
+	if (m->stopping)
+		return;
+	if (m->sink) {
+		m->sink(m->sink_arg, node, p, n);
+		return;
+	}
+	struct value_write *w = ep_malloc(sizeof(*w));
+	w->m = m;
+	w->time = time;
+	ep_strlcpy(w->node, node, sizeof(w->node));
+	if (api_write_points(m->api, node, p, n, on_value_written, w) < 0) {
+		ep_free(w);
+		return;
+	}
+	m->writes++;
 }
 
 /* --- removing nodes ---------------------------------------------------------------- */
@@ -207,7 +276,7 @@ static void take_node(struct modbus *m, const struct api_node *n, const char *pa
 		if (e == NULL)
 			add(m, n->id, ENT_GROUP, NULL, parent);
 		else
-			ep_strlcpy(e->parent, parent, sizeof(e->parent));
+			set_parent(e, parent);
 		scan(m, n->id, NULL);
 	} else if (strcmp(n->type, "modbus") == 0 && is_container(m, parent)) {
 		if (e && e->kind != ENT_BUS)
@@ -216,7 +285,7 @@ static void take_node(struct modbus *m, const struct api_node *n, const char *pa
 			e = add(m, n->id, ENT_BUS, mb_bus_new(m, n->id, parent), parent);
 			replay(m, n->id, e);
 		}
-		ep_strlcpy(e->parent, parent, sizeof(e->parent));
+		set_parent(e, parent);
 		ep_strlcpy(((struct mb_bus *)e->ptr)->parent, parent, EP_TOKEN_MAX + 1);
 		mb_bus_points(e->ptr, n->points.v, n->points.n);
 		scan(m, n->id, "modbusIo");
@@ -244,10 +313,24 @@ static void take_node(struct modbus *m, const struct api_node *n, const char *pa
 	}
 }
 
-struct query {
+/*
+ * A node query, waiting or in flight. At most QUERIES_RUNNING run at once: at start
+ * every bus asks for its IOs, and 100 answers of 100 nodes held at once are
+ * megabytes that the heap keeps afterwards (docs/benchmarks.md, "Scale").
+ */
+#define QUERIES_RUNNING 2
+
+struct mb_query {
+	struct mb_query *next;
 	struct modbus *m;
+	struct api_query aq; /* pointing at the copies below */
 	char parent[EP_TOKEN_MAX + 1]; /* "" = as the store says */
+	char aq_parent[EP_TOKEN_MAX + 1];
+	char aq_node[EP_TOKEN_MAX + 1];
+	char aq_type[EP_TOKEN_MAX + 1];
 };
+
+static void run_queries(struct modbus *m);
 
 static void query_done(struct modbus *m)
 {
@@ -262,29 +345,70 @@ static void query_done(struct modbus *m)
 static void on_query(void *arg, int status, const char *error, const struct api_node *v,
 		     size_t n)
 {
-	struct query *q = arg;
+	struct mb_query *q = arg;
 	struct modbus *m = q->m;
 	for (size_t i = 0; status == 0 && !m->stopping && i < n; i++)
 		take_node(m, &v[i], q->parent[0] ? q->parent : v[i].parent);
 	if (status < 0 && !m->stopping)
 		ep_log(EP_LOG_DEBUG, "modbus", "node query: %s", error ? error : ep_strerror(status));
 	ep_free(q);
+	m->queries_running--;
 	query_done(m);
+	run_queries(m);
+}
+
+/* Starts waiting queries while fewer than QUERIES_RUNNING run. */
+static void run_queries(struct modbus *m)
+{
+	while (m->qhead && m->queries_running < QUERIES_RUNNING && !m->stopping) {
+		struct mb_query *q = m->qhead;
+		if ((m->qhead = q->next) == NULL)
+			m->qtail = &m->qhead;
+		m->queries_running++;
+		int rc = api_query_nodes(m->api, &q->aq, on_query, q);
+		if (rc < 0) {
+			ep_log(EP_LOG_WARN, "modbus", "cannot query nodes under %s: %s",
+			       q->aq.parent ? q->aq.parent : q->aq.node, ep_strerror(rc));
+			ep_free(q);
+			m->queries_running--;
+			query_done(m);
+		}
+	}
+}
+
+/* Queries that have not started when the module stops are dropped. */
+static void drop_queries(struct modbus *m)
+{
+	while (m->qhead) {
+		struct mb_query *q = m->qhead;
+		m->qhead = q->next;
+		ep_free(q);
+		query_done(m);
+	}
+	m->qtail = &m->qhead;
+}
+
+static const char *copy_opt(char *dst, const char *src)
+{
+	if (src == NULL)
+		return NULL;
+	ep_strlcpy(dst, src, EP_TOKEN_MAX + 1);
+	return dst;
 }
 
 static void query(struct modbus *m, const struct api_query *aq, const char *parent)
 {
-	struct query *q = ep_calloc(1, sizeof(*q));
+	struct mb_query *q = ep_calloc(1, sizeof(*q));
 	q->m = m;
 	ep_strlcpy(q->parent, parent ? parent : "", sizeof(q->parent));
-	m->queries++;
-	int rc = api_query_nodes(m->api, aq, on_query, q);
-	if (rc < 0) {
-		ep_log(EP_LOG_WARN, "modbus", "cannot query nodes under %s: %s",
-		       aq->parent ? aq->parent : aq->node, ep_strerror(rc));
-		ep_free(q);
-		query_done(m);
-	}
+	q->aq.parent = copy_opt(q->aq_parent, aq->parent);
+	q->aq.node = copy_opt(q->aq_node, aq->node);
+	q->aq.type = copy_opt(q->aq_type, aq->type);
+	q->aq.include_deleted = aq->include_deleted;
+	m->queries++; /* waiting ones too: changes for unknown nodes are kept meanwhile */
+	*m->qtail = q;
+	m->qtail = &q->next;
+	run_queries(m);
 }
 
 /* The children of parent (of one type, or any). */
@@ -315,6 +439,36 @@ static void on_points(struct modbus *m, const char *node, const struct ep_point 
 		mb_io_points(e->ptr, p, n, true);
 }
 
+/*
+ * True if the module knows node under parent already, as that type (NULL: any): an
+ * edge written again, as a reload writes every edge of the file, is nothing new, and
+ * the node's points come through the change feed like every other change. (A reload
+ * of 10,000 IOs queried each of them again.)
+ */
+static bool known_here(struct modbus *m, const char *node, const char *parent,
+		       const char *type)
+{
+	struct mb_ent *e = find(m, node);
+	if (e == NULL)
+		return false;
+	switch (e->kind) {
+	case ENT_IO: {
+		struct mb_io *io = e->ptr;
+		return (type == NULL || strcmp(type, "modbusIo") == 0) && io->bus != NULL &&
+		       strcmp(io->bus->id, parent) == 0;
+	}
+	case ENT_BUS:
+		if (type && strcmp(type, "modbus") != 0)
+			return false;
+		break;
+	case ENT_GROUP:
+		if (type && strcmp(type, "group") != 0)
+			return false;
+		break;
+	}
+	return e->parent != NULL && strcmp(e->parent, parent) == 0;
+}
+
 /* Committed edge points of parent->node: created or moved here (nodeType), deleted
  * (tombstone 1), restored (tombstone 0). */
 static void on_edge(struct modbus *m, const char *node, const char *parent,
@@ -333,7 +487,10 @@ static void on_edge(struct modbus *m, const char *node, const char *parent,
 	}
 	if (tomb == 1) {
 		remove_node(m, node, parent);
-	} else if (type || tomb == 0) {
+	} else if (type && strcmp(type, "group") != 0 && strcmp(type, "modbus") != 0 &&
+		   strcmp(type, "modbusIo") != 0) {
+		return; /* a node the module does not run (the query would say the same) */
+	} else if ((type || tomb == 0) && !known_here(m, node, parent, type)) {
 		/* New, moved or restored: its points (and, for a restore, its type) come
 		 * from the store. */
 		struct api_query aq = {.node = node, .include_deleted = true};
@@ -369,6 +526,7 @@ struct modbus *mb_module_new(uv_loop_t *loop,
 	m->sink = sink;
 	m->sink_arg = arg;
 	ep_points_init(&m->early);
+	m->qtail = &m->qhead;
 	return m;
 }
 
@@ -403,7 +561,7 @@ void mb_module_free(struct modbus *m)
 			next = e->next;
 			if (e->kind == ENT_BUS)
 				buses[nb++] = e->ptr;
-			ep_free(e);
+			ent_free(e);
 		}
 	}
 	ep_free(m->slots);
@@ -412,7 +570,8 @@ void mb_module_free(struct modbus *m)
 	for (size_t i = 0; i < nb; i++)
 		mb_bus_free(buses[i]);
 	ep_free(buses);
-	while (m->open_handles > 0 || m->queries > 0)
+	drop_queries(m);
+	while (m->open_handles > 0 || m->queries > 0 || m->writes > 0)
 		uv_run(m->loop, UV_RUN_ONCE);
 	ep_points_free(&m->early);
 	ep_free(m->early_node);

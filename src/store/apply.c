@@ -11,7 +11,9 @@
  *    through one, the whole batch is rolled back and applied again with a savepoint
  *    around every request.
  * If SQLite itself abandons the transaction, or COMMIT fails, nothing of the batch
- * is kept and every request gets EP_ESTORE.
+ * is kept and every request gets EP_ESTORE. A full disk (EP_ENOSPC, at any step:
+ * a page spilled to the WAL halfway, the outbox, the COMMIT) fails the whole batch
+ * with EP_ENOSPC at once.
  *
  * Points merge last-write-wins in the upsert's WHERE clause (see store.c), so a
  * stale point costs one index probe and writes nothing; sqlite3_changes() says
@@ -143,12 +145,15 @@ static int merge_points(struct store *st, struct store_req *r, const char *ntype
 		rc = upsert(st, s);
 		if (rc < 0)
 			return rc;
-		if (rc == 0) {
+		p->won = rc > 0;
+		/* A late point is history all the same (history.c). */
+		if (!r->edge && (rc = store__history_add(st, r->node, ntype, p, secret)) < 0)
+			return rc;
+		if (!p->won) {
 			if (r->checked)
 				p->stored_time = stored_time(st, r, p);
 			continue;
 		}
-		p->won = true;
 		winners++;
 		if (r->edge && strcmp(p->type, "nodeType") == 0)
 			*type_won = true;
@@ -487,22 +492,24 @@ static int apply_one(struct store *st, struct store_req *r, bool careful)
 
 	if (!r->edge && !careful) {
 		rc = apply_points(st, r);
-		return rc == EP_ESTORE || rc == EP_ENOSPC ? EP_EAGAIN : rc;
+		return rc == EP_ESTORE ? EP_EAGAIN : rc; /* EP_ENOSPC fails the batch */
 	}
 	if (store__step_done(db, st->ws[WS_SAVEPOINT], "SAVEPOINT") < 0)
 		return EP_ESTORE;
 	rc = r->edge ? apply_edge(st, r) : apply_points(st, r);
-	if (sqlite3_get_autocommit(db))
-		return EP_ESTORE; /* SQLite rolled the whole transaction back */
+	if (sqlite3_get_autocommit(db)) /* SQLite rolled the whole transaction back */
+		return rc == EP_ENOSPC ? EP_ENOSPC : EP_ESTORE;
 	if (rc < 0 && store__step_done(db, st->ws[WS_ROLLBACK_TO], "ROLLBACK TO") < 0)
 		return EP_ESTORE;
+	if (rc < 0)
+		store__history_undo(st);
 	if (store__step_done(db, st->ws[WS_RELEASE], "RELEASE") < 0)
 		return EP_ESTORE;
 	return rc;
 }
 
 /* One pass over the batch in one transaction: 0 if it committed, EP_EAGAIN if the
- * fast pass must be redone carefully, EP_ESTORE if the batch failed. Rolls back
+ * fast pass must be redone carefully, EP_ESTORE or EP_ENOSPC if the batch failed. Rolls back
  * whenever it does not commit. */
 static int run_batch(struct store *st, struct store_req *batch, bool careful,
 		     struct store_batch_result *acc)
@@ -513,16 +520,21 @@ static int run_batch(struct store *st, struct store_req *batch, bool careful,
 
 	memset(acc, 0, sizeof(*acc));
 	st->ob_batch = 0;
+	store__history_batch_begin(st);
 	if (store__step_done(db, st->ws[WS_BEGIN], "BEGIN") < 0)
 		return EP_ESTORE;
 	for (r = batch; r != NULL; r = r->next) {
 		r->status = apply_one(st, r, careful);
-		if (r->status == EP_EAGAIN) {
-			err = EP_EAGAIN;
+		/* A full disk is no request's fault, and a smaller transaction would not
+		 * fit either: the whole batch fails with EP_ENOSPC, without a second pass. */
+		if (r->status == EP_EAGAIN || r->status == EP_ENOSPC) {
+			err = r->status;
 			goto out_rollback;
 		}
-		if (sqlite3_get_autocommit(db))
+		if (sqlite3_get_autocommit(db)) {
+			store__history_batch_end(st, false);
 			return EP_ESTORE;
+		}
 		if (r->status >= 0) {
 			acc->written += (uint64_t)r->status;
 			acc->ignored += r->n - (size_t)r->status;
@@ -531,16 +543,20 @@ static int run_batch(struct store *st, struct store_req *batch, bool careful,
 		}
 	}
 	if (st->opts.outbox && (st->opts.outbox_max_rows > 0 || st->opts.outbox_max_bytes > 0) &&
-	    acc->written > 0 && store__outbox_trim(st, &acc->dropped) < 0)
+	    acc->written > 0 && (err = store__outbox_trim(st, &acc->dropped)) < 0)
+		goto out_rollback;
+	if ((err = store__history_batch_meta(st)) < 0)
 		goto out_rollback;
 	if ((err = store__step_done(db, st->ws[WS_COMMIT], "COMMIT")) < 0)
 		goto out_rollback; /* EP_ENOSPC when the disk is full */
 	acc->outbox_bytes = st->ob_batch;
+	store__history_batch_end(st, true);
 	return 0;
 
 out_rollback:
 	if (!sqlite3_get_autocommit(db))
 		store__step_done(db, st->ws[WS_ROLLBACK], "ROLLBACK");
+	store__history_batch_end(st, false);
 	return err;
 }
 

@@ -58,6 +58,9 @@ struct store_req {
 	void *arg;
 	int status;   /* set by the worker: winners or a negative EP_E* code */
 	uint64_t seq; /* enqueue order, 1-based */
+	/* store_list_submit(): the first request of a list holds how many requests the
+	 * list has, which the worker commits in one transaction (0: a lone write). */
+	size_t group;
 	char ntype[EP_TOKEN_MAX + 1]; /* node points: the node's type, set by the worker */
 	struct store_heap *heap;      /* strings the worker made (hashed passwords) */
 	/* Writes the worker made on other edges because of this one, in the same
@@ -171,10 +174,37 @@ struct store {
 	int64_t outbox_bytes; /* the rows' estimated sizes, summed (committed state) */
 	int64_t ob_batch;     /* worker only: what the running transaction adds */
 	int64_t ob_logged, ob_dropped_unlogged; /* worker only: the "outbox full" log */
+	/* Worker only: a full disk (writer.c), since when (0: not full), its last
+	 * refusal, when it was last logged and how many write requests it refused. */
+	int64_t full_since, full_last, full_logged;
+	uint64_t full_refused;
+	/* History (history.c): the store's copies of opts.history's lists; the worker's
+	 * series ids and statements; the query connection (hdb, hr[]) under hmu. */
+	char **hist_ntypes, **hist_ptypes;
+	struct hist_map *hist_map;
+	sqlite3_stmt *hw[11];
+	sqlite3 *hdb;
+	sqlite3_stmt *hr[4];
+	uv_mutex_t hmu;
+	int64_t hist_rows, hist_bytes; /* committed state, under mu */
+	int64_t hist_batch_rows, hist_batch_bytes, hist_now; /* worker: this batch */
+	int64_t hist_next_trim;                               /* worker: ep_time_mono() */
+	/* Worker: each series' oldest time, a lower bound (0: unknown), by id; the
+	 * retention pass under way (its cut, the next series id; 0: none). */
+	int64_t *hist_min;
+	size_t hist_nmin;
+	int64_t hist_cut, hist_cursor, hist_pass_rows;
+	int64_t hist_newest; /* the newest time recorded since open (0: none) */
+	int64_t hist_hold; /* ep_time_mono(): no retention before (after an error) */
 };
 
 /* store.c */
+/* Logs an SQLite failure and returns EP_ENOSPC for a full disk, else EP_ESTORE. On
+ * the worker thread (store__on_worker) a full disk is not logged: its message goes
+ * to store__full_msg, and writer.c reports the episode. */
 int store__err(sqlite3 *db, int rc, const char *what);
+extern _Thread_local bool store__on_worker;
+extern _Thread_local char store__full_msg[256];
 int store__step_done(sqlite3 *db, sqlite3_stmt *s, const char *what);
 void store__bind_text(sqlite3_stmt *s, int i, const char *text);
 void store__bind_point(sqlite3_stmt *s, const struct store_pt *p);
@@ -208,5 +238,22 @@ int store__outbox_append(struct store *st, const char *node, const char *parent,
 int store__outbox_trim(struct store *st, uint64_t *dropped);
 /* True if type is one of the skipped node's types (the caller matched the node). */
 bool store__outbox_skips(const struct store *st, const char *type);
+
+/* history.c. _open prepares (on wdb and hdb, which it then owns) and sizes the
+ * history; _add records one point inside the batch's transaction (0 or EP_E*);
+ * batch_begin/_end bracket each batch (end tells whether it committed); _trim runs
+ * one retention slice in its own transaction when _trim_due says so (worker). */
+int store__history_open(struct store *st, sqlite3 *hdb, struct ep_errbuf *eb);
+void store__history_close(struct store *st);
+int store__history_add(struct store *st, const char *node, const char *ntype,
+		       const struct store_pt *p, bool secret);
+void store__history_batch_begin(struct store *st);
+void store__history_batch_end(struct store *st, bool committed);
+/* In the batch's transaction, before COMMIT: its rows into meta's counts. */
+int store__history_batch_meta(struct store *st);
+/* A savepoint with history rows was rolled back: forget the series ids made. */
+void store__history_undo(struct store *st);
+bool store__history_trim_due(struct store *st);
+int store__history_trim(struct store *st); /* rows removed, or < 0 */
 
 #endif

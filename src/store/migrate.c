@@ -35,6 +35,13 @@ static const char *const migrations[] = {
 	" bytes INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
 	"INSERT INTO meta(key, value) VALUES('outbox_dropped', 0);",
+	/* 2: history (history.c): each recorded point named once, its samples
+	 * clustered by (series, time), and their count and size kept in meta. */
+	"CREATE TABLE series(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
+	" key TEXT NOT NULL, UNIQUE(node, type, key));"
+	"CREATE TABLE history(series INTEGER NOT NULL, time INTEGER NOT NULL, value REAL,"
+	" text TEXT, PRIMARY KEY(series, time)) WITHOUT ROWID;"
+	"INSERT INTO meta(key, value) VALUES('history_rows', 0), ('history_bytes', 0);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -9,9 +9,11 @@
  * writer. The path must name a file: ":memory:" would give the two connections two
  * different databases.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/internal.h"
 
@@ -133,11 +135,47 @@ static const char *const rs_sql[RS_MAX] = {
 	[RS_ROLLBACK] = "ROLLBACK",
 };
 
+_Thread_local bool store__on_worker;
+_Thread_local char store__full_msg[256];
+
+/*
+ * A full disk gets its own code, so that the writer's reply can say what to fix.
+ * SQLite says SQLITE_FULL when a write() of the database or the WAL fails with ENOSPC,
+ * but an I/O error of another step (growing the -shm WAL index, a truncate, an
+ * fsync) that failed for the same reason has only the system's errno to tell.
+ */
+static bool disk_full(sqlite3 *db, int rc)
+{
+	int e = sqlite3_system_errno(db);
+	return (rc & 0xff) == SQLITE_FULL ||
+	       ((rc & 0xff) == SQLITE_IOERR && (e == ENOSPC || e == EDQUOT));
+}
+
 int store__err(sqlite3 *db, int rc, const char *what)
 {
-	ep_log(EP_LOG_ERROR, "store", "%s: %s (%d)", what, sqlite3_errmsg(db), rc);
-	/* A full disk gets its own code: the writer's reply can say what to fix. */
-	return (rc & 0xff) == SQLITE_FULL ? EP_ENOSPC : EP_ESTORE;
+	static _Thread_local int64_t full_logged;
+	static _Thread_local uint64_t full_quiet;
+
+	if (!disk_full(db, rc)) {
+		ep_log(EP_LOG_ERROR, "store", "%s: %s (%d)", what, sqlite3_errmsg(db), rc);
+		return EP_ESTORE;
+	}
+	/* Every write fails until space returns: the worker logs the start and the
+	 * end of that (writer.c) with this message; other threads log it at most once
+	 * a minute. */
+	snprintf(store__full_msg, sizeof(store__full_msg), "%s: %s (%d)", what,
+		 sqlite3_errmsg(db), rc);
+	if (store__on_worker)
+		return EP_ENOSPC;
+	if (full_logged == 0 || ep_time_mono() - full_logged >= 60 * EP_NS_PER_SEC) {
+		ep_log(EP_LOG_ERROR, "store", "%s (the disk is full; %llu more like it since "
+		       "the last such message)", store__full_msg, (unsigned long long)full_quiet);
+		full_logged = ep_time_mono();
+		full_quiet = 0;
+	} else {
+		full_quiet++;
+	}
+	return EP_ENOSPC;
 }
 
 /* Steps a statement that returns no row and resets it. 0, EP_ESTORE or EP_ENOSPC. */
@@ -212,6 +250,120 @@ static int exec(sqlite3 *db, const char *sql, struct ep_errbuf *eb)
 	return 0;
 }
 
+/* What an operator can do about a database that is damaged (docs/operations.md). */
+#define STORE_DAMAGED_HINT                                                              \
+	"stop edgepoint and move it aside with its -wal and -shm files: the next start " \
+	"creates a new store and applies the configuration file to it; docs/"            \
+	"operations.md (\"Faults and recovery\") says how to salvage its points"
+
+/*
+ * Says in eb why the database at path cannot be used, after SQLite refused it:
+ * damaged (not a database, corrupt), not writable, or on a full disk.
+ */
+static void describe(sqlite3 *db, const char *path, int rc, struct ep_errbuf *eb)
+{
+	int e = db ? sqlite3_system_errno(db) : 0;
+	const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+		ep_errbuf_set(eb, "%s is not an SQLite database (%s): " STORE_DAMAGED_HINT, path,
+			      msg);
+		return;
+	case SQLITE_CORRUPT:
+		ep_errbuf_set(eb, "%s is corrupt (%s): " STORE_DAMAGED_HINT, path, msg);
+		return;
+	case SQLITE_FULL:
+		e = ENOSPC;
+		break;
+	}
+	if (e == ENOSPC || e == EDQUOT)
+		ep_errbuf_set(eb, "%s: cannot open the store: the disk is full (%s): free some "
+			      "space on it", path, msg);
+	else if (e == EROFS || e == EACCES || e == EPERM || (rc & 0xff) == SQLITE_READONLY)
+		ep_errbuf_set(eb, "%s: cannot open the store for writing (%s%s%s): make the file, "
+			      "its -wal and -shm files and their directory writable by the user "
+			      "edgepoint runs as (uid %u)", path, msg, e ? ": " : "",
+			      e ? strerror(e) : "", (unsigned)geteuid());
+	else
+		ep_errbuf_set(eb, "%s: cannot open the store: %s%s%s", path, msg, e ? ": " : "",
+			      e ? strerror(e) : "");
+}
+
+/*
+ * Before SQLite opens anything: the files it will write must be writable (else it
+ * opens the database read-only and fails at the first write), and a missing or
+ * empty file is said to start a new store, never silently.
+ */
+static int check_files(const char *path, struct ep_errbuf *eb)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char f[4200];
+	struct stat sb;
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(f, sizeof(f), "%s%s", path, suffix[i]);
+		if (stat(f, &sb) < 0)
+			continue;
+		if (!S_ISREG(sb.st_mode)) {
+			ep_errbuf_set(eb, "%s is not a regular file: the store cannot use it", f);
+			return EP_ESTORE;
+		}
+		if (access(f, W_OK) < 0) {
+			int e = errno;
+			ep_errbuf_set(eb, "%s: cannot open the store for writing (%s): make it "
+				      "writable by the user edgepoint runs as (uid %u)%s", f,
+				      strerror(e), (unsigned)geteuid(),
+				      e == EROFS ? ", on a file system mounted read-write" : "");
+			return EP_ESTORE;
+		}
+	}
+	if (stat(path, &sb) < 0)
+		ep_log(EP_LOG_NOTICE, "store", "%s does not exist: creating a new, empty store",
+		       path);
+	else if (sb.st_size == 0)
+		ep_log(EP_LOG_WARN, "store", "%s is empty (0 bytes): starting a new, empty store "
+		       "in it (if it held data, it was truncated: docs/operations.md, \"Faults "
+		       "and recovery\")", path);
+	return 0;
+}
+
+/*
+ * PRAGMA quick_check: every page of the file is read once (b-tree structure, record
+ * formats, no index cross-check), about 20 ms warm and 0.25 s cold for 100,000
+ * points here (docs/operations.md). A damaged file is refused at start instead of
+ * failing reads and writes later.
+ */
+static int quick_check(sqlite3 *db, const char *path, struct ep_errbuf *eb)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t t0 = ep_time_mono();
+	int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL);
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(s, 0);
+		if (r == NULL || strcmp(r, "ok") != 0) {
+			ep_errbuf_set(eb, "%s is corrupt (PRAGMA quick_check: %s): " STORE_DAMAGED_HINT,
+				      path, r ? r : "no answer");
+			sqlite3_finalize(s);
+			return EP_ESTORE;
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		describe(db, path, rc, eb);
+		sqlite3_finalize(s);
+		return EP_ESTORE;
+	}
+	sqlite3_finalize(s);
+	ep_log(EP_LOG_DEBUG, "store", "%s: quick_check ok in %.1f ms", path,
+	       (double)(ep_time_mono() - t0) / 1e6);
+	return 0;
+}
+
+/* The page cache of a reading connection, in KiB (text, for the pragma). */
+#define STORE_READER_CACHE_KIB "256"
+
 /* Opens one connection with the store's pragmas. The writer also switches the
  * database to WAL (a property of the file that the reader then inherits). */
 static int db_open(const char *path, bool writer, bool sync_full, sqlite3 **out,
@@ -225,8 +377,7 @@ static int db_open(const char *path, bool writer, bool sync_full, sqlite3 **out,
 
 	rc = sqlite3_open_v2(path, &db, flags, NULL);
 	if (rc != SQLITE_OK) {
-		ep_errbuf_set(eb, "%s: cannot open: %s", path,
-			      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		describe(db, path, rc, eb);
 		goto out_close;
 	}
 	sqlite3_extended_result_codes(db, 1);
@@ -246,13 +397,21 @@ static int db_open(const char *path, bool writer, bool sync_full, sqlite3 **out,
 	if (exec(db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 		 eb) < 0 ||
 	    exec(db, "PRAGMA foreign_keys=OFF", eb) < 0 ||
-	    exec(db, "PRAGMA temp_store=MEMORY", eb) < 0)
+	    exec(db, "PRAGMA temp_store=MEMORY", eb) < 0 ||
+	    /* SQLite's default page cache is 2 MB per connection, filled once and
+	     * kept: the writer keeps it (history ingest needs it), the readers, which
+	     * answer queries, get less (docs/benchmarks.md, "Scale"). */
+	    (!writer && exec(db, "PRAGMA cache_size=-" STORE_READER_CACHE_KIB, eb) < 0) ||
+	    /* A WAL keeps the size of its largest burst (big batches, or while a full
+	     * disk stopped the checkpoints); SQLite truncates it back to this when it
+	     * starts over, so that the space comes back (about 1000 checkpointed pages). */
+	    exec(db, "PRAGMA journal_size_limit=4194304", eb) < 0)
 		goto out_close; /* exec() said which pragma failed */
 	*out = db;
 	return 0;
 
 out_errmsg:
-	ep_errbuf_set(eb, "%s: %s", path, sqlite3_errmsg(db));
+	describe(db, path, sqlite3_extended_errcode(db), eb);
 	goto out_close;
 out_close:
 	sqlite3_finalize(s);
@@ -313,12 +472,14 @@ static void store_free(struct store *st)
 {
 	finalize_all(st->rs, RS_MAX);
 	finalize_all(st->ws, WS_MAX);
+	store__history_close(st);
 	sqlite3_close(st->rdb);
 	sqlite3_close(st->wdb);
 	uv_cond_destroy(&st->done_cv);
 	uv_cond_destroy(&st->work_cv);
 	uv_mutex_destroy(&st->mu);
 	uv_mutex_destroy(&st->rmu);
+	uv_mutex_destroy(&st->hmu);
 	ep_free(st->path);
 	ep_free(st);
 }
@@ -347,10 +508,17 @@ int store_open(uv_loop_t *loop, const char *path, const struct store_opts *opts,
 	/* These cannot fail on Linux; the free path below destroys them. */
 	uv_mutex_init(&st->mu);
 	uv_mutex_init(&st->rmu);
+	uv_mutex_init(&st->hmu);
 	uv_cond_init(&st->work_cv);
 	uv_cond_init(&st->done_cv);
 
+	err = check_files(path, eb);
+	if (err < 0)
+		goto out_free;
 	err = db_open(path, true, st->opts.sync_full, &st->wdb, eb);
+	if (err < 0)
+		goto out_free;
+	err = quick_check(st->wdb, path, eb);
 	if (err < 0)
 		goto out_free;
 	err = store__migrate(st->wdb, eb);
@@ -366,6 +534,13 @@ int store_open(uv_loop_t *loop, const char *path, const struct store_opts *opts,
 	if (err < 0)
 		goto out_free;
 	err = prepare_all(st->rdb, rs_sql, st->rs, RS_MAX, eb);
+	if (err < 0)
+		goto out_free;
+	sqlite3 *hdb = NULL;
+	err = db_open(path, false, st->opts.sync_full, &hdb, eb);
+	if (err < 0)
+		goto out_free;
+	err = store__history_open(st, hdb, eb);
 	if (err < 0)
 		goto out_free;
 	err = store__writer_start(st);

@@ -111,13 +111,20 @@ void store_on_change(struct store *st, store_change_cb cb, void *arg)
 }
 
 /* Pops and runs finished requests' callbacks until the done list is empty, each
- * after the change feed has had its winners. A callback may queue new writes or
- * call store_flush(), not store_close(). */
-static void run_done(struct store *st)
+ * after the change feed has had its winners, or (deadline, uv_hrtime(), not 0) until
+ * that time has passed: then it returns true if some are left. A callback may queue
+ * new writes or call store_flush(), not store_close(). */
+static bool run_done_until(struct store *st, uint64_t deadline)
 {
 	for (;;) {
 		struct store_req *r;
 
+		if (deadline != 0 && uv_hrtime() >= deadline) {
+			uv_mutex_lock(&st->mu);
+			r = st->d_head;
+			uv_mutex_unlock(&st->mu);
+			return r != NULL;
+		}
 		uv_mutex_lock(&st->mu);
 		r = st->d_head;
 		if (r != NULL) {
@@ -129,7 +136,7 @@ static void run_done(struct store *st)
 		}
 		uv_mutex_unlock(&st->mu);
 		if (r == NULL)
-			return;
+			return false;
 		if (r->status > 0 && st->change_cb != NULL) {
 			feed(st, r);
 			/* What the request changed elsewhere (a move's old edge, apply.c). */
@@ -145,12 +152,25 @@ static void run_done(struct store *st)
 	}
 }
 
+static void run_done(struct store *st)
+{
+	run_done_until(st, 0);
+}
+
+/*
+ * The loop's share of a large commit (a reload of the configuration file commits
+ * tens of thousands of requests at once, and the change feed's subscribers act on
+ * every one) comes in slices of DONE_SLICE: what is left waits for the loop's next
+ * turn (the async handle is sent again), so other clients are served in between.
+ */
+#define DONE_SLICE (5 * 1000 * 1000) /* ns */
+
 static void on_async(uv_async_t *h)
 {
 	struct store_async *a = h->data;
 
-	if (a->st != NULL)
-		run_done(a->st);
+	if (a->st != NULL && run_done_until(a->st, uv_hrtime() + DONE_SLICE))
+		uv_async_send(h);
 }
 
 /* Waits (mu held) for more requests, up to the batch window, unless enough points
@@ -174,16 +194,20 @@ static void wait_window(struct store *st)
 }
 
 /* Detaches (mu held) the longest run of queued requests that stays within
- * max_batch points; always at least one request, however large. */
+ * max_batch points; always at least one request, however large, and a list
+ * (store_list_submit()) whole, in a batch that it begins. */
 static struct store_req *take_batch(struct store *st)
 {
 	struct store_req *head = st->q_head, *last = NULL, *r = head;
-	size_t points = 0;
+	size_t points = 0, group = head->group; /* a list goes whole, and alone */
 
-	while (r != NULL && (last == NULL || points + r->n <= st->opts.max_batch)) {
+	while (r != NULL && (last == NULL || group > 0 ||
+			     (r->group == 0 && points + r->n <= st->opts.max_batch))) {
 		points += r->n;
 		last = r;
 		r = r->next;
+		if (group > 0)
+			group--;
 	}
 	st->q_head = r;
 	if (r == NULL)
@@ -193,20 +217,73 @@ static struct store_req *take_batch(struct store *st)
 	return head;
 }
 
+/*
+ * A full disk fails every batch until space returns, thousands a second under load,
+ * and small batches may still fit now and then. The log says when it starts (with
+ * SQLite's message), once a minute while it lasts, and when it is over: when a batch
+ * commits and none has been refused for FULL_OVER. Worker only.
+ */
+#define FULL_OVER (2 * EP_NS_PER_SEC)
+
+static void note_full(struct store *st, int rc, uint64_t requests)
+{
+	int64_t now = ep_time_mono();
+
+	if (rc == EP_ENOSPC) {
+		st->full_refused += requests;
+		st->full_last = now;
+		if (st->full_since == 0) {
+			st->full_since = st->full_logged = now;
+			ep_log(EP_LOG_ERROR, "store", "%s: the disk is full (%s): writes are refused "
+			       "with EP_ENOSPC until space is freed; reads and the bus go on",
+			       st->path, store__full_msg);
+		} else if (now - st->full_logged >= 60 * EP_NS_PER_SEC) {
+			st->full_logged = now;
+			ep_log(EP_LOG_WARN, "store", "%s: the disk is still full: %llu writes "
+			       "refused in %lld s", st->path, (unsigned long long)st->full_refused,
+			       (long long)((now - st->full_since) / EP_NS_PER_SEC));
+		}
+	} else if (rc == 0 && st->full_since != 0 && now - st->full_last >= FULL_OVER) {
+		ep_log(EP_LOG_NOTICE, "store", "%s: writes succeed again (the disk has room): "
+		       "%llu writes were refused in %.1f s", st->path,
+		       (unsigned long long)st->full_refused,
+		       (double)(st->full_last - st->full_since) / EP_NS_PER_SEC);
+		st->full_since = 0;
+		st->full_refused = 0;
+	}
+}
+
 static void worker_main(void *arg)
 {
 	struct store *st = arg;
 
+	store__on_worker = true;
 	uv_mutex_lock(&st->mu);
 	for (;;) {
 		struct store_batch_result res = {0};
 		struct store_req *batch, *last;
 
+		/* History retention, one slice between batches, and once a second when
+		 * idle (history.c). */
+		while (!st->stopping && store__history_trim_due(st)) {
+			uv_mutex_unlock(&st->mu);
+			int trimmed = store__history_trim(st);
+			uv_mutex_lock(&st->mu);
+			if (trimmed < 0 || st->q_head != NULL)
+				break;
+		}
 		while (st->q_head == NULL && !st->stopping) {
 			st->wait_state = WAIT_WORK;
-			uv_cond_wait(&st->work_cv, &st->mu);
+			if (st->opts.history.max_age > 0 || st->opts.history.max_bytes > 0)
+				uv_cond_timedwait(&st->work_cv, &st->mu, EP_NS_PER_SEC);
+			else
+				uv_cond_wait(&st->work_cv, &st->mu);
 			st->wait_state = WAIT_NONE;
+			if (st->q_head == NULL && store__history_trim_due(st))
+				break;
 		}
+		if (st->q_head == NULL && !st->stopping)
+			continue; /* retention is due */
 		if (st->q_head == NULL)
 			break; /* stopping, and nothing left to do */
 		wait_window(st);
@@ -224,7 +301,8 @@ static void worker_main(void *arg)
 		}
 		uv_mutex_unlock(&st->mu);
 
-		store__apply_batch(st, batch, &res);
+		int rc = store__apply_batch(st, batch, &res);
+		note_full(st, rc, res.errors);
 
 		uv_mutex_lock(&st->mu);
 		for (last = batch; last->next != NULL; last = last->next)
@@ -377,17 +455,27 @@ static int enqueue(struct store *st, struct store_req *r)
 	return 0;
 }
 
+static struct store_req *check_req(bool edge, const char *node, const char *parent,
+				   const struct ep_point *p, size_t n, int *rc);
+
 /* A checked copy of the request, not queued yet; NULL with *rc set on bad input. */
 static struct store_req *make_req(struct store *st, bool edge, const char *node,
 				  const char *parent, const struct ep_point *p, size_t n, int *rc)
 {
-	ssize_t bytes;
-
-	*rc = EP_EINVAL;
 	if (st == NULL) {
 		*rc = EP_ECLOSED;
 		return NULL;
 	}
+	return check_req(edge, node, parent, p, n, rc);
+}
+
+/* make_req() without a store: for lists built on any thread. */
+static struct store_req *check_req(bool edge, const char *node, const char *parent,
+				   const struct ep_point *p, size_t n, int *rc)
+{
+	ssize_t bytes;
+
+	*rc = EP_EINVAL;
 	if (node == NULL || !ep_token_validn(node, strnlen(node, EP_TOKEN_MAX + 1)) ||
 	    (edge && (parent == NULL ||
 		      !ep_token_validn(parent, strnlen(parent, EP_TOKEN_MAX + 1)))) ||
@@ -450,6 +538,103 @@ int store_write_edge_unrecorded(struct store *st, const char *node, const char *
 				const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
 {
 	return write_req(st, true, true, node, parent, p, n, cb, arg);
+}
+
+/* --- lists: many writes built anywhere, queued at once -------------------------- */
+
+struct store_list {
+	struct store_req *head, *tail;
+	size_t n, points;
+};
+
+struct store_list *store_list_new(void)
+{
+	return ep_calloc(1, sizeof(struct store_list));
+}
+
+static int list_add(struct store_list *l, bool edge, const char *node, const char *parent,
+		    const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+{
+	int rc;
+	struct store_req *r = check_req(edge, node, parent, p, n, &rc);
+
+	if (r == NULL)
+		return rc;
+	r->cb = cb;
+	r->arg = arg;
+	if (l->tail != NULL)
+		l->tail->next = r;
+	else
+		l->head = r;
+	l->tail = r;
+	l->n++;
+	l->points += n;
+	return 0;
+}
+
+int store_list_points(struct store_list *l, const char *node, const struct ep_point *p,
+		      size_t n, store_write_cb cb, void *arg)
+{
+	return list_add(l, false, node, NULL, p, n, cb, arg);
+}
+
+int store_list_edge(struct store_list *l, const char *node, const char *parent,
+		    const struct ep_point *p, size_t n, store_write_cb cb, void *arg)
+{
+	return list_add(l, true, node, parent, p, n, cb, arg);
+}
+
+size_t store_list_count(const struct store_list *l)
+{
+	return l ? l->n : 0;
+}
+
+void store_list_free(struct store_list *l)
+{
+	if (l == NULL)
+		return;
+	while (l->head != NULL) {
+		struct store_req *r = l->head;
+		l->head = r->next;
+		req_free(r);
+	}
+	ep_free(l);
+}
+
+int store_list_submit(struct store *st, struct store_list *l)
+{
+	if (st == NULL) {
+		store_list_free(l);
+		return EP_ECLOSED;
+	}
+	if (l->head == NULL) {
+		ep_free(l);
+		return 0;
+	}
+	uv_mutex_lock(&st->mu);
+	if (st->closed) {
+		uv_mutex_unlock(&st->mu);
+		store_list_free(l);
+		return EP_ECLOSED;
+	}
+	for (struct store_req *r = l->head; r != NULL; r = r->next)
+		r->seq = ++st->seq_queued;
+	if (st->inflight == 0)
+		uv_ref((uv_handle_t *)&st->async->h);
+	st->inflight += l->n;
+	l->head->group = l->n;
+	if (st->q_tail != NULL)
+		st->q_tail->next = l->head;
+	else
+		st->q_head = l->head;
+	st->q_tail = l->tail;
+	st->q_points += l->points;
+	if (st->wait_state == WAIT_WORK ||
+	    (st->wait_state == WAIT_WINDOW && st->q_points >= st->opts.max_batch))
+		uv_cond_signal(&st->work_cv);
+	uv_mutex_unlock(&st->mu);
+	ep_free(l);
+	return 0;
 }
 
 int store_flush(struct store *st)

@@ -42,10 +42,13 @@ static void check_settings(const uint8_t *data, size_t size)
 		return;
 	}
 	/* The module merges with last-write-wins; the checks read the merged set. */
-	struct ep_points merged;
-	ep_points_init(&merged);
-	for (size_t i = 0; i < pts.n; i++)
-		mb_pts_merge(&merged, &pts.v[i], NULL, NULL);
+	struct mb_pts merged, merged_bus;
+	mb_pts_init(&merged, mb_io_types);
+	mb_pts_init(&merged_bus, mb_bus_types);
+	for (size_t i = 0; i < pts.n; i++) {
+		mb_pts_merge(&merged, &pts.v[i]);
+		mb_pts_merge(&merged_bus, &pts.v[i]);
+	}
 	for (int rtu = 0; rtu < 2; rtu++) {
 		eb.msg[0] = '\0';
 		if (mb_io_cfg_parse(&merged, rtu, &io, &eb) != 0) {
@@ -62,7 +65,7 @@ static void check_settings(const uint8_t *data, size_t size)
 			fail("accepted IO settings out of bounds");
 	}
 	eb.msg[0] = '\0';
-	if (mb_bus_cfg_parse(&merged, &bus, &eb) != 0) {
+	if (mb_bus_cfg_parse(&merged_bus, &bus, &eb) != 0) {
 		if (eb.msg[0] == '\0')
 			fail("a bus refusal without a message");
 	} else if (bus.max_regs < 1 || bus.max_regs > 125 || bus.poll_ms < 10 ||
@@ -70,7 +73,8 @@ static void check_settings(const uint8_t *data, size_t size)
 		   (bus.rtu && bus.device[0] == '\0')) {
 		fail("accepted bus settings out of bounds");
 	}
-	ep_points_free(&merged);
+	mb_pts_free(&merged);
+	mb_pts_free(&merged_bus);
 	ep_points_free(&pts);
 }
 

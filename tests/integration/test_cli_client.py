@@ -142,7 +142,7 @@ def test_watch(gw):
     (["get", "nosuch"], 1, "unknown node nosuch"),
     (["get", "t1", "nosuch"], 1, "t1 has no point nosuch"),
     (["set", "t1", "valueSet", "abc"], 2, "not a number"),
-    (["set", "t1", "valueSet"], 2, "give a VALUE or --text"),
+    (["set", "t1", "valueSet"], 2, "one VALUE or --text TEXT"),
     (["set", "nosuch", "x", "1"], 1, "unknown node nosuch"),
     (["get", "bad id"], 2, "not a node id"),
     (["delete", "nosuch"], 1, "unknown node nosuch"),

@@ -84,7 +84,7 @@ TEST(config_defaults)
 	ASSERT_INT_EQ(c.bus.auth_timeout, 2 * EP_NS_PER_SEC);
 	ASSERT_STR_EQ(c.http.listen, "");
 	ASSERT(!c.store.sync_full);
-	ASSERT_INT_EQ(c.store.batch_window, 2 * EP_NS_PER_MS);
+	ASSERT_INT_EQ(c.store.batch_window, 0);
 	ASSERT_INT_EQ(c.nnodes, 0);
 	config_free(&c);
 	config_free(&c); /* freeing twice is harmless: config_free() empties it */

@@ -7,11 +7,6 @@
 
 #include "modbus/internal.h"
 
-/* The settings of an IO, as io.c keeps them (for mb_pts_merge). */
-static const char *const io_types[] = {"unitId", "table", "address", "format", "byteOrder",
-				       "scale", "offset", "readOnly", "deadband",
-				       "refreshPeriod", NULL};
-static const char *const NULL_TYPES[] = {NULL};
 #include "task.h"
 
 static struct mb_plan_item item(unsigned unit, unsigned table, unsigned addr, unsigned count)
@@ -159,26 +154,29 @@ TEST(modbus_plan_thousand_ios)
 
 /* --- settings ------------------------------------------------------------------- */
 
-static void add(struct ep_points *p, const char *type, double v, const char *text)
+static void add(struct mb_pts *p, const char *type, double v, const char *text)
 {
-	struct ep_point *pt = ep_points_add(p);
-	ep_strlcpy(pt->type, type, sizeof(pt->type));
-	pt->time = 1;
+	struct ep_point pt;
+	ep_point_init(&pt);
+	ep_strlcpy(pt.type, type, sizeof(pt.type));
+	pt.time = 1;
 	if (text)
-		ep_point_set_text(pt, text);
+		ep_point_set_text(&pt, text);
 	else {
-		pt->value = v;
-		pt->has_value = true;
+		pt.value = v;
+		pt.has_value = true;
 	}
+	mb_pts_merge(p, &pt);
+	ep_point_clear(&pt);
 }
 
 static const char *io_error(bool rtu, const char *t1, double v1, const char *s1,
 			    const char *t2, double v2, const char *s2)
 {
 	static struct ep_errbuf eb;
-	struct ep_points p;
+	struct mb_pts p;
 	struct mb_io_cfg c;
-	ep_points_init(&p);
+	mb_pts_init(&p, mb_io_types);
 	add(&p, "table", 0, "holdingRegister");
 	add(&p, "address", 0, NULL);
 	/* Later points of the same type replace the defaults above. */
@@ -190,7 +188,7 @@ static const char *io_error(bool rtu, const char *t1, double v1, const char *s1,
 		ep_point_set_text(&in, s1);
 	else
 		in.value = v1, in.has_value = true;
-	mb_pts_merge(&p, &in, io_types, NULL_TYPES);
+	mb_pts_merge(&p, &in);
 	ep_point_clear(&in);
 	if (t2) {
 		ep_point_init(&in);
@@ -200,22 +198,22 @@ static const char *io_error(bool rtu, const char *t1, double v1, const char *s1,
 			ep_point_set_text(&in, s2);
 		else
 			in.value = v2, in.has_value = true;
-		mb_pts_merge(&p, &in, io_types, NULL_TYPES);
+		mb_pts_merge(&p, &in);
 		ep_point_clear(&in);
 	}
 	memset(&eb, 0, sizeof(eb));
 	int rc = mb_io_cfg_parse(&p, rtu, &c, &eb);
-	ep_points_free(&p);
+	mb_pts_free(&p);
 	return rc == 0 ? "ok" : eb.msg;
 }
 
 TEST(modbus_cfg_io)
 {
-	struct ep_points p;
+	struct mb_pts p;
 	struct mb_io_cfg c;
 	struct ep_errbuf eb;
 
-	ep_points_init(&p);
+	mb_pts_init(&p, mb_io_types);
 	ASSERT_INT_EQ(mb_io_cfg_parse(&p, false, &c, &eb), EP_EINVAL);
 	ASSERT_STR_EQ(eb.msg, "table: missing (coil, discreteInput, holdingRegister or "
 			      "inputRegister)");
@@ -231,7 +229,7 @@ TEST(modbus_cfg_io)
 	ASSERT_INT_EQ(c.order, -1);
 	ASSERT(c.scale == 1 && c.offset == 0 && !c.read_only && c.deadband == 0);
 	ASSERT_INT_EQ(c.refresh_ms, 0);
-	ep_points_free(&p);
+	mb_pts_free(&p);
 
 	ASSERT_STR_EQ(io_error(false, "address", 70000, NULL, NULL, 0, NULL),
 		      "address: 70000 is not in 0..65535");
@@ -269,16 +267,16 @@ static const char *bus_error(const char *t1, double v1, const char *s1, const ch
 			     double v2, const char *s2, struct mb_bus_cfg *out)
 {
 	static struct ep_errbuf eb;
-	struct ep_points p;
+	struct mb_pts p;
 	struct mb_bus_cfg c;
-	ep_points_init(&p);
+	mb_pts_init(&p, mb_bus_types);
 	if (t1)
 		add(&p, t1, v1, s1);
 	if (t2)
 		add(&p, t2, v2, s2);
 	memset(&eb, 0, sizeof(eb));
 	int rc = mb_bus_cfg_parse(&p, out ? out : &c, &eb);
-	ep_points_free(&p);
+	mb_pts_free(&p);
 	return rc == 0 ? "ok" : eb.msg;
 }
 
@@ -328,9 +326,9 @@ TEST(modbus_cfg_bus)
 
 TEST(modbus_cfg_last_write_wins)
 {
-	struct ep_points p;
+	struct mb_pts p;
 	struct ep_point a, b;
-	ep_points_init(&p);
+	mb_pts_init(&p, mb_io_types);
 	ep_point_init(&a);
 	ep_strlcpy(a.type, "address", sizeof(a.type));
 	a.time = 10;
@@ -339,24 +337,24 @@ TEST(modbus_cfg_last_write_wins)
 	b = a;
 	b.time = 5;
 	b.value = 2;
-	ASSERT(mb_pts_merge(&p, &a, io_types, NULL_TYPES));
-	ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES)); /* older */
-	ASSERT(!mb_pts_merge(&p, &a, io_types, NULL_TYPES)); /* identical */
+	ASSERT(mb_pts_merge(&p, &a));
+	ASSERT(!mb_pts_merge(&p, &b)); /* older */
+	ASSERT(!mb_pts_merge(&p, &a)); /* identical */
 	ASSERT(mb_pts_get(&p, "address")->value == 1);
 	b.time = 11;
-	ASSERT(mb_pts_merge(&p, &b, io_types, NULL_TYPES));
+	ASSERT(mb_pts_merge(&p, &b));
 	ASSERT(mb_pts_get(&p, "address")->value == 2);
 	ep_strlcpy(b.key, "1", sizeof(b.key));
 	b.time = 12;
-	ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES)); /* keys other than "0" are not settings */
+	ASSERT(!mb_pts_merge(&p, &b)); /* keys other than "0" are not settings */
 	ASSERT_INT_EQ(p.n, 1);
 	/* Types the module does not use are not kept: a client cannot grow the list. */
 	for (int i = 0; i < 1000; i++) {
 		ep_point_init(&b);
 		snprintf(b.type, sizeof(b.type), "junk%d", i);
 		b.time = 20;
-		ASSERT(!mb_pts_merge(&p, &b, io_types, NULL_TYPES));
+		ASSERT(!mb_pts_merge(&p, &b));
 	}
 	ASSERT_INT_EQ(p.n, 1);
-	ep_points_free(&p);
+	mb_pts_free(&p);
 }
