@@ -4,7 +4,12 @@
  *
  * Signals only mark what to do; the loop does it (libuv delivers them as loop
  * callbacks). SIGHUP reloads the file: an invalid file is logged and the running
- * configuration stays. READY=1 goes to systemd only after the store is open and
+ * configuration stays. A reload reads, checks and prepares the file on libuv's
+ * thread pool, the store commits it in one transaction on its own thread, and the
+ * loop only queues the writes and delivers their change feed in slices, so a
+ * reload of a large file does not stall the bus (docs/benchmarks.md, "Scale").
+ * After start-up and each reload the node tree is dropped (the store has it) and
+ * the heap is trimmed. READY=1 goes to systemd only after the store is open and
  * every listener is bound; WATCHDOG=1 comes from a loop timer, so a stuck loop
  * stops the pings and systemd restarts the service.
  */
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -22,6 +28,7 @@
 #include "edgepoint/bus.h"
 #include "edgepoint/config.h"
 #include "edgepoint/modbus.h"
+#include "edgepoint/rules.h"
 #include "edgepoint/service.h"
 #include "edgepoint/store.h"
 #include "edgepoint/sync.h"
@@ -36,10 +43,27 @@ struct serve {
 	struct ep_tls_conf *bus_tls; /* freed after the loop has closed the bus */
 	struct api *api;
 	struct modbus *modbus;
+	struct rules *rules;
 	struct sync *sync;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uint64_t started_ms;
+	bool store_failed; /* the store could not be opened: EP_EXIT_STORE */
+	struct reload *reloading; /* the reload under way, or NULL */
+	bool reload_again;        /* SIGHUP came during it: reload once more after it */
+	bool stopping;
+};
+
+/* One reload: parsed and prepared on the thread pool, applied from the loop. */
+struct reload {
+	uv_work_t work;
+	struct serve *s;
+	struct config next;
+	struct config_apply *apply;
+	struct ep_errbuf eb;
+	int rc;
+	bool loaded; /* the file was valid; rc < 0 then is the store's */
+	uint64_t t0;
 };
 
 static int load_config(const char *path, struct config *c, struct ep_errbuf *eb)
@@ -50,7 +74,7 @@ static int load_config(const char *path, struct config *c, struct ep_errbuf *eb)
 /* Node types the configuration accepts but no module of this version runs. */
 static void warn_unimplemented(const struct config_node *v, size_t n)
 {
-	static const char *const types[] = {"gpio", "rule", NULL};
+	static const char *const types[] = {"gpio", NULL};
 	for (size_t i = 0; i < n; i++) {
 		for (const char *const *t = types; *t; t++)
 			if (strcmp(v[i].type, *t) == 0)
@@ -60,40 +84,143 @@ static void warn_unimplemented(const struct config_node *v, size_t n)
 	}
 }
 
+/* Gives the heap's free memory back to the system (a reload frees tens of MB). */
+static void trim_heap(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+static void reload(struct serve *s);
+
+/* Thread pool: what a reload leaves (a tree of 50,000 nodes takes some 30 ms to
+ * free, and trimming the heap as long), away from the loop. */
+static void cleanup_work(uv_work_t *w)
+{
+	struct reload *r = w->data;
+	config_apply_free(r->apply);
+	config_free(&r->next);
+	trim_heap();
+}
+
+static void cleanup_after(uv_work_t *w, int status)
+{
+	ep_free(w->data);
+}
+
+/* The end of a reload, applied or not (loop thread). */
+static void reload_end(struct serve *s, struct reload *r)
+{
+	s->reloading = NULL;
+	if (uv_queue_work(&s->loop, &r->work, cleanup_work, cleanup_after) < 0) {
+		cleanup_work(&r->work);
+		ep_free(r);
+	}
+	service_notify("READY=1");
+	if (s->reload_again && !s->stopping) {
+		s->reload_again = false;
+		reload(s);
+	}
+}
+
+/* The store has answered every write of the file (loop thread). */
+static void on_applied(void *arg, int rc, const char *msg)
+{
+	struct reload *r = arg;
+	struct serve *s = r->s;
+	if (rc < 0) {
+		ep_log(EP_LOG_ERROR, "config", "reload: could not merge the node tree: %s", msg);
+		reload_end(s, r);
+		return;
+	}
+	ep_log_level = r->next.log_level;
+	modbus_reserve_fds(r->next.nodes, r->next.nnodes); /* buses the file added */
+	api_set_max_clock_skew(s->api, r->next.max_clock_skew);
+	/* The file's changes reach the Modbus module and the sync through the change
+	 * feed, like every other committed write. The tree itself is the store's now. */
+	struct config old = s->cfg;
+	s->cfg = r->next;
+	r->next = old; /* freed by cleanup_work(), with the new file's node tree: */
+	r->next.nodes = s->cfg.nodes;
+	r->next.nnodes = s->cfg.nnodes;
+	s->cfg.nodes = NULL;
+	s->cfg.nnodes = 0;
+	ep_log(EP_LOG_NOTICE, "service", "configuration reloaded (bus and store settings "
+	       "apply on restart): %zu writes in %.0f ms", config_apply_writes(r->apply),
+	       (double)(uv_hrtime() - r->t0) / 1e6);
+	reload_end(s, r);
+}
+
+/* Thread pool: read, check and prepare the file. Reads s->cfg's data_dir and
+ * device_id, which only the end of a reload changes. */
+static void reload_work(uv_work_t *w)
+{
+	struct reload *r = w->data;
+	struct serve *s = r->s;
+	if ((r->rc = load_config(s->config_path, &r->next, &r->eb)) < 0)
+		return;
+	r->loaded = true;
+	if (strcmp(r->next.data_dir, s->cfg.data_dir) != 0 ||
+	    (r->next.device_id[0] && strcmp(r->next.device_id, s->cfg.device_id) != 0))
+		ep_log(EP_LOG_WARN, "config", "data_dir and device_id change only on restart");
+	ep_strlcpy(r->next.device_id, s->cfg.device_id, sizeof(r->next.device_id));
+	ep_free(r->next.data_dir);
+	r->next.data_dir = ep_strdup(s->cfg.data_dir);
+	r->rc = config_apply_prepare(&r->next, s->store, &r->apply, &r->eb);
+}
+
+static void reload_after(uv_work_t *w, int status)
+{
+	struct reload *r = w->data;
+	struct serve *s = r->s;
+	if (status < 0 || s->stopping) {
+		reload_end(s, r);
+		return;
+	}
+	if (r->rc < 0 && r->loaded) {
+		ep_log(EP_LOG_ERROR, "config", "reload: could not merge the node tree: %s",
+		       r->eb.msg);
+		reload_end(s, r);
+		return;
+	}
+	if (r->rc < 0) {
+		ep_log(EP_LOG_ERROR, "config", "reload refused, running configuration kept: %s",
+		       r->eb.msg);
+		reload_end(s, r);
+		return;
+	}
+	int rc = config_apply_submit(r->apply, s->store, on_applied, r);
+	if (rc < 0) {
+		ep_log(EP_LOG_ERROR, "config", "reload: could not queue the node tree: %s",
+		       ep_strerror(rc));
+		reload_end(s, r);
+	}
+}
+
 static void reload(struct serve *s)
 {
-	struct config next;
-	struct ep_errbuf eb = {{0}};
+	if (s->reloading) {
+		s->reload_again = true; /* the file may have changed since it was read */
+		ep_log(EP_LOG_NOTICE, "service", "SIGHUP: a reload is under way; reloading "
+		       "again after it");
+		return;
+	}
 	service_notify("RELOADING=1");
 	ep_log(EP_LOG_NOTICE, "service", "SIGHUP: reloading %s",
 	       s->config_path ? s->config_path : "the embedded default configuration");
-	if (load_config(s->config_path, &next, &eb) < 0) {
-		ep_log(EP_LOG_ERROR, "config", "reload refused, running configuration kept: %s",
-		       eb.msg);
-		goto out_ready;
+	struct reload *r = ep_calloc(1, sizeof(*r));
+	r->s = s;
+	r->t0 = uv_hrtime();
+	r->work.data = r;
+	s->reloading = r;
+	int rc = uv_queue_work(&s->loop, &r->work, reload_work, reload_after);
+	if (rc < 0) {
+		ep_log(EP_LOG_ERROR, "config", "reload: %s", uv_strerror(rc));
+		ep_free(r);
+		s->reloading = NULL;
+		service_notify("READY=1");
 	}
-	if (strcmp(next.data_dir, s->cfg.data_dir) != 0 ||
-	    (next.device_id[0] && strcmp(next.device_id, s->cfg.device_id) != 0))
-		ep_log(EP_LOG_WARN, "config", "data_dir and device_id change only on restart");
-	ep_strlcpy(next.device_id, s->cfg.device_id, sizeof(next.device_id));
-	ep_free(next.data_dir);
-	next.data_dir = ep_strdup(s->cfg.data_dir);
-	if (config_apply(&next, s->store, &eb) < 0) {
-		ep_log(EP_LOG_ERROR, "config", "reload: could not merge the node tree: %s", eb.msg);
-		config_free(&next);
-		goto out_ready;
-	}
-	ep_log_level = next.log_level;
-	modbus_reserve_fds(next.nodes, next.nnodes); /* buses the file added */
-	api_set_max_clock_skew(s->api, next.max_clock_skew);
-	/* The file's changes reach the Modbus module and the sync through the change
-	 * feed, like every other committed write. */
-	config_free(&s->cfg);
-	s->cfg = next;
-	ep_log(EP_LOG_NOTICE, "service", "configuration reloaded (bus and store settings "
-	       "apply on restart)");
-out_ready:
-	service_notify("READY=1");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -182,7 +309,19 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 	int rc = ep_mkdirs(s->cfg.data_dir);
 	if (rc < 0) {
 		ep_errbuf_set(eb, "cannot create data_dir %s: %s", s->cfg.data_dir, strerror(-rc));
+		s->store_failed = true;
 		return rc;
+	}
+	/* The store creates its -wal and -shm files next to the database. */
+	if (access(s->cfg.data_dir, W_OK) < 0) {
+		int e = errno;
+		ep_errbuf_set(eb, "data_dir %s is not writable (%s): the store (edgepoint.db and "
+			      "its -wal and -shm files) must be written there; make it writable by "
+			      "the user edgepoint runs as (uid %u)%s", s->cfg.data_dir, strerror(e),
+			      (unsigned)geteuid(), e == EROFS ? ", on a file system mounted "
+			      "read-write" : "");
+		s->store_failed = true;
+		return EP_ESTORE;
 	}
 	if (s->cfg.device_id[0] == '\0' && (rc = config_device_id(s->cfg.data_dir, s->cfg.device_id)) < 0) {
 		ep_errbuf_set(eb, "cannot derive a device id: %s", ep_strerror(rc));
@@ -195,8 +334,11 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		.outbox = has_sync(s->cfg.nodes, s->cfg.nnodes),
 		.child_allowed = config_child_allowed,
 	};
-	if ((rc = store_open(&s->loop, path, &so, &s->store, eb)) < 0)
+	config_history_opts(&s->cfg.store.history, &so.history);
+	if ((rc = store_open(&s->loop, path, &so, &s->store, eb)) < 0) {
+		s->store_failed = true;
 		return rc;
+	}
 	if ((rc = config_apply(&s->cfg, s->store, eb)) < 0)
 		return rc;
 	warn_unimplemented(s->cfg.nodes, s->cfg.nnodes);
@@ -238,8 +380,16 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		ep_errbuf_set(eb, "cannot start the data plane: %s", ep_strerror(rc));
 		return rc;
 	}
+	config_free_nodes(&s->cfg); /* the store has the tree now */
+	trim_heap();
 	if ((rc = modbus_start(&s->loop, s->bus, s->api, s->cfg.device_id, &s->modbus)) < 0) {
 		ep_errbuf_set(eb, "cannot start the Modbus module: %s", ep_strerror(rc));
+		return rc;
+	}
+	struct rules_opts ro = {.loop = &s->loop, .bus = s->bus, .api = s->api,
+				.device_id = s->cfg.device_id};
+	if ((rc = rules_start(&ro, &s->rules)) < 0) {
+		ep_errbuf_set(eb, "cannot start the rules: %s", ep_strerror(rc));
 		return rc;
 	}
 	struct sync_opts yo = {.loop = &s->loop, .bus = s->bus, .api = s->api,
@@ -253,7 +403,12 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 
 static void stop(struct serve *s)
 {
+	/* A reload under way ends first: its work may be reading the store. */
+	s->stopping = true;
+	while (s->reloading)
+		uv_run(&s->loop, UV_RUN_ONCE);
 	sync_stop(s->sync); /* the link closes; its reads and writes end */
+	rules_stop(s->rules); /* its timers stop; writes in flight finish */
 	modbus_stop(s->modbus); /* its workers end; nothing more is published */
 	if (s->store)
 		store_flush(s->store); /* acknowledgements still go out on the bus */
@@ -283,6 +438,13 @@ int service_serve(const char *config_path)
 	 * of the biggest burst for good.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/*
+	 * glibc gives threads arenas of their own, up to 8 per core, each keeping its
+	 * free memory: with a worker per Modbus bus, the store's thread and libuv's
+	 * pool that is megabytes held apart (docs/benchmarks.md, "Scale"). The loop
+	 * does most of the allocation; the other threads share a second arena.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 #endif
 	if (load_config(config_path, &s.cfg, &eb) < 0) {
 		fprintf(stderr, "edgepoint: %s\n", eb.msg);
@@ -292,7 +454,7 @@ int service_serve(const char *config_path)
 	uv_loop_init(&s.loop);
 	if (start(&s, &eb) < 0) {
 		ep_log(EP_LOG_ERROR, "service", "%s", eb.msg);
-		code = EP_EXIT_FAILURE;
+		code = s.store_failed ? EP_EXIT_STORE : EP_EXIT_FAILURE;
 		goto out_stop;
 	}
 

@@ -111,11 +111,13 @@ def test_release_binary_is_static():
 
 
 def test_unimplemented_node_types_are_announced(tmp_path):
-    d = Daemon(tmp_path, config={"nodes": [{"id": "r1", "type": "rule"},
+    d = Daemon(tmp_path, config={"nodes": [{"id": "g1", "type": "gpio"},
+                                           {"id": "r1", "type": "rule"},
                                            {"id": "v1", "type": "variable"}]}).start()
     try:
         out = d.output()
-        assert "node r1: rule nodes are stored, but this version of edgepoint does not run them yet" in out
+        assert "node g1: gpio nodes are stored, but this version of edgepoint does not run them yet" in out
+        assert "node r1" not in out  # rules run (docs/rules.md)
         assert "node v1" not in out
     finally:
         d.stop()
