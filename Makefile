@@ -1,11 +1,12 @@
 # The two commands of the README:
 #   make run    set up (packages, sources), build, run the gateway on its default config
 #   make test   set up, build the ASan/UBSan tree and run every test
-# Other targets: release, asan, fuzz, bench, setup, clean.
+# Other targets: release, asan, fuzz, bench, setup, clean,
+#   deb [ARCH=...]  dist/edgepoint_<version>_<arch>.deb (docs/operations.md)
 JOBS ?= $(shell nproc)
 SETUP_STAMP := build/.setup-done
 
-.PHONY: all run test release asan fuzz bench setup clean unit integration
+.PHONY: all run test release asan fuzz bench setup clean unit integration deb
 
 all: release
 
@@ -41,5 +42,33 @@ integration: asan
 bench: release
 	./bench/run.sh
 
+# ARM binaries (README, "ARM binaries"): 'make cross ARCH=arm64|armhf' builds a static,
+# stripped build-cross-ARCH/edgepoint with Debian's cross toolchain (installed by
+# scripts/setup-cross.sh); 'make cross-test ARCH=...' runs its unit tests and the smoke
+# test under qemu-user. make test builds arm64 too: tests/run-all.sh runs its tests.
+CROSS_ARCHES := arm64 armhf
+.PHONY: cross cross-test cross-arm64
+cross: setup
+	@case " $(CROSS_ARCHES) " in *" $(ARCH) "*) ;; *) \
+		echo "make cross: ARCH=arm64 or ARCH=armhf (not '$(ARCH)')" >&2; exit 2 ;; esac
+	./scripts/setup-cross.sh $(ARCH)
+	cmake -S . -B build-cross-$(ARCH) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$(ARCH).cmake \
+		-DCMAKE_BUILD_TYPE=Release -DEP_STATIC=ON "-DCMAKE_EXE_LINKER_FLAGS=-static -s" >/dev/null
+	cmake --build build-cross-$(ARCH) -j$(JOBS)
+	file build-cross-$(ARCH)/edgepoint
+
+cross-test: cross
+	./tests/cross/run.sh $(ARCH)
+
+cross-arm64:
+	$(MAKE) cross ARCH=arm64
+test: cross-arm64
+
+# This machine's architecture packages build/edgepoint (make release); another,
+# build-cross-ARCH/edgepoint (make cross).
+ARCH ?= $(shell dpkg --print-architecture)
+deb: $(if $(filter $(ARCH),$(shell dpkg --print-architecture)),release,cross)
+	./scripts/mkdeb.sh $(ARCH)
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz dist

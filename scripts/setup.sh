@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 PACKAGES="
   build-essential cmake pkg-config dpkg-dev file
   clang libclang-rt-14-dev
-  libuv1-dev libsqlite3-dev sqlite3 libmbedtls-dev
+  libuv1-dev libsqlite3-dev sqlite3 libmbedtls-dev openssl
   libnats-dev nats-server
   golang-go golang-github-nats-io-go-nats-dev
   python3 python3-pytest python3-pymodbus python3-serial python3-serial-asyncio socat mbpoll
   nodejs npm
-  systemd strace
+  systemd strace tzdata
+  qemu-system-x86 debootstrap e2fsprogs lintian
 "
 
 if [ "$(id -u)" != 0 ]; then
@@ -50,4 +51,8 @@ fi
 if [ -f tests/js/package.json ]; then
 	(cd tests/js && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
 fi
+
+# The arm64 cross toolchain, arm64 -dev packages and qemu-user-static: the test
+# command builds and runs the arm64 binary too (armhf: make cross ARCH=armhf installs it).
+./scripts/setup-cross.sh arm64
 echo "setup.sh: done"
