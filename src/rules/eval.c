@@ -370,11 +370,15 @@ static void run_action(struct action *a, bool active)
 	rules__write_status(rs, a->node, &p, 1);
 }
 
+static void action_status(struct action *a, bool state, bool ran);
+
 static void on_repeat(uv_timer_t *t)
 {
 	struct action *a = t->data;
-	if (a->rule->active == !a->inactive)
+	if (a->rule->active == !a->inactive) {
 		run_action(a, a->rule->active);
+		action_status(a, true, true);
+	}
 }
 
 static void on_closed(uv_handle_t *h)
@@ -401,6 +405,29 @@ static void repeat_start(struct action *a)
 	uv_timer_start(a->timer, on_repeat, ms ? ms : 1, ms ? ms : 1);
 }
 
+/* An action's state points: active (its rule is in the action's state), lastChange
+ * (when that last changed) and, when it ran, lastRun; written when something changed. */
+static void action_status(struct action *a, bool state, bool ran)
+{
+	struct rules *rs = a->rule->rs;
+	int64_t now = rules__now(rs);
+	char t[EP_TIME_TEXT_MAX];
+	struct ep_point p[3];
+	size_t n = 0;
+
+	ep_time_format(now, t);
+	if (!a->state_known || a->state != state) {
+		p[n++] = num_point("active", state, now);
+		p[n++] = text_point("lastChange", t, now);
+		a->state = state;
+		a->state_known = true;
+	}
+	if (ran && !a->disabled && !a->error[0])
+		p[n++] = text_point("lastRun", t, now);
+	if (n > 0)
+		rules__write_status(rs, a->id, p, n);
+}
+
 /* The actions of state `to`: run (unless only repeats start) and their repeats. */
 static void actions(struct rule *r, bool to, bool run)
 {
@@ -408,10 +435,12 @@ static void actions(struct rule *r, bool to, bool run)
 		struct action *a = &r->acts[i];
 		if (a->inactive == to) {
 			repeat_stop(a);
+			action_status(a, false, false);
 			continue;
 		}
 		if (run)
 			run_action(a, to);
+		action_status(a, true, run);
 		repeat_start(a);
 	}
 }

@@ -77,6 +77,7 @@ struct action {
 	int64_t repeat; /* ns; 0 = once */
 	bool reassert;  /* onStart: reassert (else silent) */
 	uv_timer_t *timer; /* repeat (allocated: closed asynchronously) */
+	bool state, state_known; /* its active point: its rule is in its state */
 	char error[RULE_ERROR_MAX];
 	char written_error[RULE_ERROR_MAX];
 	bool error_written;

@@ -362,6 +362,9 @@ static void build(struct load *l)
 			} else {
 				struct action *a = &r->acts[r->nacts++];
 				build_action(l, r, a, c);
+				const struct ep_point *ap = find(&c->pts, "active");
+				a->state_known = ap != NULL && ap->has_value;
+				a->state = a->state_known && ap->value != 0;
 				ep_strlcpy(a->written_error, text(&c->pts, "error"),
 					   sizeof(a->written_error));
 				a->error_written = find(&c->pts, "error") != NULL;
@@ -603,6 +606,8 @@ static void carry(struct rule *nr, const struct rule *or)
 				memcpy(nr->acts[i].written_error, or->acts[j].written_error,
 				       sizeof(nr->acts[i].written_error));
 				nr->acts[i].error_written = or->acts[j].error_written;
+				nr->acts[i].state = or->acts[j].state;
+				nr->acts[i].state_known = or->acts[j].state_known;
 			}
 }
 

@@ -208,3 +208,35 @@ def test_malformed_rules_give_error_points(tmp_path, sim, cond, error):
     finally:
         c.close()
         assert d.stop() == 0
+
+
+def test_repeat_and_action_state(tmp_path, sim):
+    sim.set("hr", 0, [50])
+    tree = pump_tree(sim.port)
+    tree[1]["children"][2]["points"]["repeat"] = 300  # a2, the notification, while active
+    d = Daemon(tmp_path, config={"nodes": tree}).start()
+    c = d.client()
+    n = d.client()
+    try:
+        n.sub("notify.r1")
+        n.ping()
+        wait_for(lambda: rule_active(c) == 0, what="r1 inactive")
+        assert points(c, "r1", "a1")["active"]["value"] == 0
+        assert points(c, "r1", "a3")["active"]["value"] == 1
+        sim.set("hr", 0, [95])
+        texts = [json.loads(n.next_msg(timeout=10)[4])["text"] for _ in range(3)]
+        assert texts == ["r1 is active: level 95"] * 3  # once, then repeated
+        a1 = points(c, "r1", "a1")
+        assert a1["active"]["value"] == 1 and a1["lastRun"]["text"].endswith("Z")
+        assert points(c, "r1", "a3")["active"]["value"] == 0
+        sim.set("hr", 0, [10])
+        m = n.next_msg(timeout=10)  # the inactive notification (a4): no more repeats
+        assert json.loads(m[4])["text"] == "r1 is inactive: level 10"
+        wait_for(lambda: points(c, "r1", "a3")["active"]["value"] == 1, what="a3 active")
+        n.ping()
+        with pytest.raises(Exception):
+            n.next_msg(timeout=1)  # nothing more in a second (repeat every 0.3 s)
+    finally:
+        c.close()
+        n.close()
+        assert d.stop() == 0
