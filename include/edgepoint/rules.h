@@ -5,10 +5,11 @@
  *
  * The module reads the tree at start (node queries) and then follows the change
  * feed: point values move conditions, and a change to a rule, condition or action
- * node (or to the tree) reloads the rules, keeping every rule's state. Its state
- * points (active, lastChange, error, pending, nextChange) are written through
- * p.<node> like any client's, so they are in the store, the feed and the cloud, and
- * they carry the state across restarts. Everything runs on the loop thread.
+ * node (or to the tree) reloads the rules, keeping every rule's state. What actions
+ * set goes through p.<node> like any client's write; the module's state points
+ * (active, lastChange, error, pending, nextChange, lastRun) are written to the store
+ * directly, so they too are in the feed and the cloud, and they carry the state
+ * across restarts. Everything runs on the loop thread.
  */
 #ifndef EDGEPOINT_RULES_H
 #define EDGEPOINT_RULES_H
@@ -20,11 +21,15 @@
 struct api;
 struct bus;
 struct rules;
+struct store;
 
 struct rules_opts {
 	uv_loop_t *loop;
 	struct bus *bus; /* notifications: notify.<rule> */
 	struct api *api;
+	/* The rules' own state points are written here directly (NULL: through the
+	 * data plane like their actions' points). */
+	struct store *store;
 	const char *device_id;
 	/* The wall clock rules count on (schedules, delays, staleness); NULL =
 	 * ep_time_now. Tests inject one. */

@@ -42,13 +42,26 @@ static void on_written(void *arg, int status, const char *error)
 {
 	struct wctx *w = arg;
 	if (status < 0 && !w->rs->stopped)
-		ep_log(EP_LOG_WARN, "rules", "%s: writing a state point: %s", w->node,
+		ep_log(EP_LOG_WARN, "rules", "%s: writing a point: %s", w->node,
 		       error ? error : ep_strerror(status));
 	rules__unref(w->rs);
 	ep_free(w);
 }
 
-void rules__write_status(struct rules *rs, const char *node, const struct ep_point *p, size_t n)
+static void on_stored(void *arg, int status)
+{
+	on_written(arg, status, NULL);
+}
+
+/*
+ * Writes points of node. What an action sets (world == true) goes through p.<node>
+ * like any client's write; the module's own state points go to the store directly
+ * (the same commit, change feed and outbox, without a JSON round trip on the bus:
+ * at 10,000 transitions a second that round trip for four state writes each held
+ * the loop long enough to triple the actions' latency, bench/rules).
+ */
+static void write_points(struct rules *rs, const char *node, const struct ep_point *p,
+			 size_t n, bool world)
 {
 	if (rs->stopped)
 		return;
@@ -71,10 +84,18 @@ void rules__write_status(struct rules *rs, const char *node, const struct ep_poi
 	w->rs = rs;
 	ep_strlcpy(w->node, node, sizeof(w->node));
 	rules__ref(rs);
-	if (api_write_points(rs->api, node, p, n, on_written, w) < 0) {
+	int rc = world || rs->store == NULL
+			 ? api_write_points(rs->api, node, p, n, on_written, w)
+			 : store_write_points(rs->store, node, p, n, on_stored, w);
+	if (rc < 0) {
 		rules__unref(rs);
 		ep_free(w);
 	}
+}
+
+void rules__write_status(struct rules *rs, const char *node, const struct ep_point *p, size_t n)
+{
+	write_points(rs, node, p, n, false);
 }
 
 static struct ep_point num_point(const char *type, double v, int64_t t)
@@ -239,8 +260,18 @@ static bool reeval(struct cond *c)
 	next_change_status(c, prev);
 	if (c->active == was)
 		return false;
-	cond_status(c);
+	c->dirty = true; /* its state point after the rule's actions (flush_conds) */
 	return true;
+}
+
+/* Writes the state of r's conditions that changed since the last time. */
+static void flush_conds(struct rule *r)
+{
+	for (size_t i = 0; i < r->nconds; i++)
+		if (r->conds[i].dirty) {
+			r->conds[i].dirty = false;
+			cond_status(&r->conds[i]);
+		}
 }
 
 /* --- actions ----------------------------------------------------------------------- */
@@ -367,7 +398,7 @@ static void run_action(struct action *a, bool active)
 	p.has_value = a->has_value;
 	p.value = a->value;
 	p.text = a->has_value ? NULL : a->text;
-	rules__write_status(rs, a->node, &p, 1);
+	write_points(rs, a->node, &p, 1, true);
 }
 
 static void action_status(struct action *a, bool state, bool ran);
@@ -495,9 +526,11 @@ static void transition(struct rule *r, bool to)
 		p[2].tombstone = 1;
 		n = 3;
 	}
+	/* The actions first: their writes are queued ahead of the state points, so they
+	 * go into the first commit the store makes. */
+	actions(r, to, true);
 	rules__write_status(rs, r->id, p, n);
 	ep_log(EP_LOG_INFO, "rules", "%s: %s", r->id, to ? "active" : "inactive");
-	actions(r, to, true);
 	/* Rules that follow this one's state. */
 	for (size_t i = 0; i < rs->nrules; i++) {
 		struct rule *o = &rs->rules[i];
@@ -507,6 +540,7 @@ static void transition(struct rule *r, bool to)
 				moved |= reeval(&o->conds[j]);
 		if (moved)
 			eval_rule(o);
+		flush_conds(o);
 	}
 }
 
@@ -544,6 +578,7 @@ static void on_timer_rule(struct rule *r)
 			reeval(c);
 	}
 	eval_rule(r);
+	flush_conds(r);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -597,7 +632,8 @@ static void point_for(struct cond *c, const char *node, const struct ep_point *p
 	if (c->error[0] || c->disabled || !rules__cond_value(c, node, p))
 		return;
 	if (reeval(c) || c->kind == C_STALE)
-		eval_rule(c->rule);
+		eval_rule(c->rule); /* its actions' writes before the condition's state */
+	flush_conds(c->rule);
 }
 
 void rules__on_point(struct rules *rs, const char *node, const struct ep_point *p)

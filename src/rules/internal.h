@@ -54,6 +54,7 @@ struct cond {
 	struct cval *vals;
 	size_t nvals;
 	bool active;        /* the condition holds */
+	bool dirty;         /* active changed, its point not written yet */
 	bool written;       /* its active point was written once */
 	bool written_active;
 	int64_t next_change;         /* schedule: when it flips next (for nextChange) */
@@ -124,6 +125,7 @@ struct rules {
 	uv_loop_t *loop;
 	struct bus *bus;
 	struct api *api;
+	struct store *store; /* state points (NULL: through the api) */
 	struct api_csub *csub;
 	char device[EP_TOKEN_MAX + 1];
 	int64_t (*now)(void);

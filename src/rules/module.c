@@ -174,6 +174,7 @@ int rules_start(const struct rules_opts *o, struct rules **out)
 	rs->loop = o->loop;
 	rs->bus = o->bus;
 	rs->api = o->api;
+	rs->store = o->store;
 	rs->now = o->now;
 	rs->refs = 1;
 	ep_strlcpy(rs->device, o->device_id, sizeof(rs->device));

@@ -387,7 +387,7 @@ static int start(struct serve *s, struct ep_errbuf *eb)
 		return rc;
 	}
 	struct rules_opts ro = {.loop = &s->loop, .bus = s->bus, .api = s->api,
-				.device_id = s->cfg.device_id};
+				.store = s->store, .device_id = s->cfg.device_id};
 	if ((rc = rules_start(&ro, &s->rules)) < 0) {
 		ep_errbuf_set(eb, "cannot start the rules: %s", ep_strerror(rc));
 		return rc;

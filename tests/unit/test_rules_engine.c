@@ -115,7 +115,7 @@ static void env_start(struct env *e)
 
 static void rules_up(struct env *e)
 {
-	struct rules_opts ro = {.loop = &e->loop, .bus = e->bus, .api = e->api,
+	struct rules_opts ro = {.loop = &e->loop, .bus = e->bus, .api = e->api, .store = e->st,
 				.device_id = "dev", .now = clock_fake};
 	struct rules_stats s = {0};
 	ASSERT_INT_EQ(rules_start(&ro, &e->rules), 0);
