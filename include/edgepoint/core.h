@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define EP_VERSION "0.1.0"
 
@@ -78,6 +79,12 @@ void *ep_realloc(void *p, size_t n);
 char *ep_strdup(const char *s);
 char *ep_strndup(const char *s, size_t n);
 void ep_free(void *p);
+/* FNV-1a over n bytes, 64-bit on every target: the in-memory hash tables' hash. */
+uint64_t ep_hash(const void *p, size_t n);
+static inline uint64_t ep_hash_str(const char *s)
+{
+	return ep_hash(s, strlen(s));
+}
 /* A copy of a NULL-ended list of strings (NULL: an empty list), and its free. */
 char **ep_strv_dup(const char *const *v);
 void ep_strv_free(char **v);

@@ -31,10 +31,7 @@
 
 static size_t hash(const char *s)
 {
-	size_t h = 14695981039346656037u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
+	return (size_t)ep_hash_str(s);
 }
 
 /* --- devices ------------------------------------------------------------------------- */

@@ -84,3 +84,12 @@ void ep_strv_free(char **v)
 		ep_free(v[i]);
 	ep_free(v);
 }
+
+uint64_t ep_hash(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * UINT64_C(1099511628211);
+	return h;
+}

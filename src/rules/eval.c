@@ -252,11 +252,11 @@ static void next_change_status(struct cond *c, int64_t prev)
 /* Re-evaluates c; true if its state changed. */
 static bool reeval(struct cond *c)
 {
-	int64_t due, prev = c->next_change;
+	int64_t prev = c->next_change;
 	if (c->error[0] || c->disabled)
 		return false;
 	bool was = c->active;
-	c->active = compute(c, rules__now(c->rule->rs), &due);
+	c->active = compute(c, rules__now(c->rule->rs), &c->due);
 	next_change_status(c, prev);
 	if (c->active == was)
 		return false;
@@ -593,12 +593,10 @@ static void arm(struct rule *r)
 	if (r->pending)
 		due = r->pending_since + (r->pending_to ? r->min_active : r->min_inactive);
 	for (size_t i = 0; i < r->nconds; i++) {
-		struct cond *c = &r->conds[i];
-		int64_t d;
+		const struct cond *c = &r->conds[i];
 		if (c->error[0] || c->disabled || (c->kind != C_SCHEDULE && c->kind != C_STALE))
 			continue;
-		compute(c, now, &d);
-		due = d < due ? d : due;
+		due = c->due < due ? c->due : due; /* from its last evaluation */
 	}
 	if (due == INT64_MAX) {
 		if (r->timer)
@@ -657,7 +655,7 @@ void rules__start_all(struct rules *rs)
 		write_error(rs, r->id, "rule", r->error, r->written_error, &r->error_written);
 		for (size_t j = 0; j < r->nconds; j++) {
 			struct cond *c = &r->conds[j];
-			int64_t due, prev = c->next_change;
+			int64_t prev = c->next_change;
 			write_error(rs, c->id, "condition", c->error, c->written_error,
 				    &c->error_written);
 			if (c->error[0] || c->disabled) {
@@ -665,7 +663,7 @@ void rules__start_all(struct rules *rs)
 				cond_status(c);
 				continue;
 			}
-			c->active = compute(c, rules__now(rs), &due);
+			c->active = compute(c, rules__now(rs), &c->due);
 			next_change_status(c, prev);
 			cond_status(c);
 		}

@@ -58,6 +58,7 @@ struct cond {
 	bool written;       /* its active point was written once */
 	bool written_active;
 	int64_t next_change;         /* schedule: when it flips next (for nextChange) */
+	int64_t due;                 /* when it may change by itself (compute()) */
 	char error[RULE_ERROR_MAX];  /* "" = none */
 	char written_error[RULE_ERROR_MAX];
 	bool error_written;

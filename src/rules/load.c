@@ -42,6 +42,8 @@ struct load {
 	struct ep_points device_pts;
 	struct rule *rules;
 	size_t nrules;
+	struct cond **desc; /* conditions on descendants (attach()) */
+	size_t ndesc;
 	struct kpoint *kept;
 	size_t nkept, capkept;
 	bool overflow;
@@ -620,6 +622,7 @@ static void load_free(struct load *l)
 	for (size_t i = 0; i < l->nkept; i++)
 		ep_point_clear(&l->kept[i].p);
 	ep_free(l->kept);
+	ep_free(l->desc);
 	rules__index_clear(&l->idx);
 	if (l->rules)
 		rules__free_rules(l->rules, l->nrules);
@@ -642,10 +645,7 @@ static void finish(struct load *l)
 	}
 	if (!second_phase_started(l)) {
 		build(l);
-		struct cond **d;
-		size_t nd;
-		attach(l, &d, &nd);
-		ep_free(d);
+		attach(l, &l->desc, &l->ndesc);
 		query_values(l);
 		if (l->pending > 0)
 			return;
@@ -664,18 +664,12 @@ static void finish(struct load *l)
 	ep_free(rs->desc);
 	rs->idx = l->idx;
 	memset(&l->idx, 0, sizeof(l->idx));
-	rs->rules = l->rules;
+	rs->rules = l->rules; /* the index entries' condition lists point into these */
 	rs->nrules = l->nrules;
 	l->rules = NULL;
-	/* The conditions' node lists were built on l->idx's entries, now rs->idx's. */
-	for (size_t s = 0; s < rs->idx.nslots; s++)
-		for (struct rnode *n = rs->idx.slots[s]; n; n = n->next) {
-			ep_free(n->conds);
-			n->conds = NULL;
-			n->nconds = 0;
-		}
-	struct load tmp = {.rules = rs->rules, .nrules = rs->nrules, .idx = rs->idx};
-	attach(&tmp, &rs->desc, &rs->ndesc);
+	rs->desc = l->desc;
+	rs->ndesc = l->ndesc;
+	l->desc = NULL;
 	rs->loading = NULL;
 	ep_log(EP_LOG_INFO, "rules", "%zu rule%s loaded", rs->nrules, rs->nrules == 1 ? "" : "s");
 	/* What the feed brought meanwhile, then the first evaluation. */

@@ -35,10 +35,7 @@ int64_t rules__now(const struct rules *rs)
 
 static size_t hash(const char *s)
 {
-	size_t h = 14695981039346656037u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
+	return (size_t)ep_hash_str(s);
 }
 
 struct rnode *rules__node(const struct ridx *x, const char *id)

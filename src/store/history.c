@@ -112,14 +112,6 @@ struct hist_map {
 	size_t cap, n;
 };
 
-static uint64_t name_hash(const char *s, size_t len)
-{
-	uint64_t h = 14695981039346656037u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-	return h;
-}
-
 static void map_clear(struct hist_map *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
@@ -273,7 +265,7 @@ static int64_t series_id(struct store *st, const char *node, const char *type, c
 	memcpy(name + a + 1, type, b + 1);
 	memcpy(name + a + b + 2, key, c + 1);
 	size_t len = a + b + c + 3;
-	uint64_t h = name_hash(name, len);
+	uint64_t h = ep_hash(name, len);
 	struct hist_slot *slot = map_find(st->hist_map, name, len, h);
 	if (slot != NULL && slot->name != NULL)
 		return slot->id;
